@@ -1,0 +1,21 @@
+//! Policy files: raw YAML types, validation into domain types, and the chat domain types.
+//!
+//! Entry points: [`parse_policy`] for text, [`load_policy_file`] for one file and
+//! [`PolicySet::load`] for a file or a directory of policies. Every failure is a
+//! [`PolicyError`] naming the file and, for bad content, the key path and line.
+
+pub mod chat;
+mod env;
+pub mod error;
+mod load;
+mod locate;
+pub mod model;
+mod raw;
+mod set;
+mod validate;
+
+pub use chat::{GenParams, Message, Role};
+pub use error::PolicyError;
+pub use load::{load_policy_file, parse_policy};
+pub use model::*;
+pub use set::{PolicySet, DEFAULT_POLICY_NAME};

@@ -1,0 +1,109 @@
+//! Reading one policy: YAML text → raw types → validated `Policy`, with errors
+//! that name the file, the key path and the line.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::env::EnvLookup;
+use crate::error::PolicyError;
+use crate::locate;
+use crate::model::Policy;
+use crate::raw::RawPolicy;
+use crate::validate;
+
+/// Parses and validates policy YAML. `file` is only used in error messages, and
+/// `env` resolves `${VAR}` references in `base_url`. The result has `source: None`.
+pub fn parse_policy(
+    src: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, PolicyError> {
+    let raw = parse_raw(src, file)?;
+    validate::validate(&raw, env as EnvLookup<'_>).map_err(|invalid| PolicyError::Invalid {
+        file: file.to_path_buf(),
+        key_path: invalid.path.to_string(),
+        line: locate::line_of(src, &invalid.path),
+        message: invalid.message,
+    })
+}
+
+/// Reads, parses and validates one policy file, resolving `${VAR}` from the
+/// process environment; the result's `source` is `path`.
+pub fn load_policy_file(path: &Path) -> Result<Policy, PolicyError> {
+    load_policy_file_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// `load_policy_file` with an explicit environment lookup.
+pub(crate) fn load_policy_file_with_env(
+    path: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Policy, PolicyError> {
+    let src = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut policy = parse_policy(&src, path, env)?;
+    policy.source = Some(path.to_path_buf());
+    Ok(policy)
+}
+
+/// YAML → raw types; errors carry serde's key path and the YAML position.
+fn parse_raw(src: &str, file: &Path) -> Result<RawPolicy, PolicyError> {
+    let invalid = |key_path: String, line, message| PolicyError::Invalid {
+        file: file.to_path_buf(),
+        key_path,
+        line,
+        message,
+    };
+    if src
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(invalid(
+            String::new(),
+            None,
+            "expected a policy mapping, found an empty document".into(),
+        ));
+    }
+    let deserializer = serde_norway::Deserializer::from_str(src);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner.location().map(|loc| loc.line());
+        let message = clean_message(&inner.to_string(), &path);
+        let key_path = if path == "." { String::new() } else { path };
+        invalid(key_path, line, message)
+    })
+}
+
+static POSITION: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r" at line \d+ column \d+").ok());
+
+/// serde_norway's message without the parts `PolicyError` shows separately:
+/// the leading `path: ` and the ` at line N column M` positions. serde_norway's
+/// path may stop short of `path` (at the mapping holding an unknown key, say),
+/// so any leading part of `path` is accepted.
+fn clean_message(message: &str, path: &str) -> String {
+    let mut prefix = path;
+    let message = loop {
+        if let Some(rest) = message
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(": "))
+        {
+            break rest;
+        }
+        match prefix.rfind(['.', '[']) {
+            Some(cut) if cut > 0 => prefix = &prefix[..cut],
+            _ => break message,
+        }
+    };
+    match &*POSITION {
+        Some(re) => re.replace_all(message, "").into_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

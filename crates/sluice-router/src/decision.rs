@@ -1,0 +1,123 @@
+//! From a request's hint, its policy and (when scored) its confidence to a route.
+
+use sluice_policy::Policy;
+
+/// Where a request goes before any tier is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteChoice {
+    Local,
+    Remote,
+}
+
+/// Why a request went where it went; the string forms are stable (metrics labels, API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The caller asked for the local model.
+    HintLocal,
+    /// The caller asked for the tier chain.
+    HintRemote,
+    /// Scored at or above the threshold.
+    Confident,
+    /// Scored below the threshold.
+    LowConfidence,
+    /// Scored below the threshold, but the policy has no tier to escalate to.
+    NoTier,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::HintLocal => "hint_local",
+            Reason::HintRemote => "hint_remote",
+            Reason::Confident => "confident",
+            Reason::LowConfidence => "low_confidence",
+            Reason::NoTier => "no_tier",
+        }
+    }
+}
+
+/// The routing decision, as shown to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub route: RouteChoice,
+    pub reason: Reason,
+    /// `None` when the request was not scored.
+    pub confidence: Option<f64>,
+    pub threshold: f64,
+}
+
+/// Route a scored request: local when confidence ≥ threshold or no tier exists.
+pub fn decide(policy: &Policy, confidence: f64) -> Decision {
+    let threshold = policy.scoring.threshold;
+    let (route, reason) = if confidence >= threshold {
+        (RouteChoice::Local, Reason::Confident)
+    } else if policy.tiers.is_empty() {
+        (RouteChoice::Local, Reason::NoTier)
+    } else {
+        (RouteChoice::Remote, Reason::LowConfidence)
+    };
+    Decision {
+        route,
+        reason,
+        confidence: Some(confidence),
+        threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_policy::*;
+    use std::time::Duration;
+
+    fn policy(tiers: usize) -> Policy {
+        Policy {
+            name: "t".into(),
+            source: None,
+            local: LocalSettings {
+                model: "m".into(),
+                max_tokens: 16,
+            },
+            tiers: (0..tiers)
+                .map(|i| Tier {
+                    name: format!("tier{i}"),
+                    provider: Provider::OpenAi,
+                    base_url: "http://127.0.0.1:1".into(),
+                    model: "big".into(),
+                    api_key_env: None,
+                    price: Price {
+                        input_per_mtok: 1.0,
+                        output_per_mtok: 2.0,
+                    },
+                    timeout: Duration::from_secs(1),
+                    retries: 0,
+                })
+                .collect(),
+            scoring: Scoring {
+                method: ScoringMethod::AnswerConfidence,
+                threshold: 0.5,
+                weights: Weights {
+                    bias: 0.0,
+                    terms: vec![],
+                },
+            },
+            on_upstream_failure: OnUpstreamFailure::Local,
+        }
+    }
+
+    #[test]
+    fn threshold_splits_local_and_remote() {
+        let p = policy(1);
+        assert_eq!(decide(&p, 0.5).route, RouteChoice::Local);
+        assert_eq!(decide(&p, 0.5).reason, Reason::Confident);
+        assert_eq!(decide(&p, 0.49).route, RouteChoice::Remote);
+        assert_eq!(decide(&p, 0.49).reason, Reason::LowConfidence);
+    }
+
+    #[test]
+    fn no_tier_keeps_it_local() {
+        let d = decide(&policy(0), 0.1);
+        assert_eq!(d.route, RouteChoice::Local);
+        assert_eq!(d.reason, Reason::NoTier);
+    }
+}

@@ -1,0 +1,93 @@
+//! What the gateway needs from the in-process model.
+
+use std::fmt;
+
+use futures::stream::BoxStream;
+use sluice_policy::Message;
+
+/// One generation request to the local model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRequest {
+    pub messages: Vec<Message>,
+    pub max_tokens: u32,
+    /// `None` or 0: greedy decoding.
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended the answer itself, or a stop sequence matched.
+    Stop,
+    /// Cut at `max_tokens`.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// What the model's next-token distribution looked like at one generated token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenStat {
+    /// Natural-log probability of the chosen token under the model's softmax (≤ 0).
+    pub logprob: f32,
+    /// Entropy of the next-token distribution, in nats (≥ 0).
+    pub entropy: f32,
+}
+
+/// A complete greedy answer with the statistics scoring needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub text: String,
+    /// Text pieces in the order they were generated, for streaming a draft.
+    pub pieces: Vec<String>,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub finish: FinishReason,
+    /// One entry per generated token, in order.
+    pub tokens: Vec<TokenStat>,
+}
+
+/// One event of a streamed local answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalEvent {
+    Delta(String),
+    Done {
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        finish: FinishReason,
+    },
+}
+
+/// Failure of the local model.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("local model failed: {0}")]
+    Generation(String),
+    #[error("local model is not loaded yet")]
+    NotReady,
+}
+
+/// The in-process small model: drafts answers with token statistics and streams answers.
+#[async_trait::async_trait]
+pub trait LocalModel: Send + Sync + fmt::Debug {
+    /// Name reported in responses, e.g. the GGUF file stem.
+    fn model_id(&self) -> &str;
+
+    /// Generate a complete greedy answer, recording per-token log-probabilities and entropy.
+    async fn draft(&self, req: LocalRequest) -> Result<Draft, LocalError>;
+
+    /// Generate an answer, yielding text as it is produced, then `Done`.
+    async fn stream(
+        &self,
+        req: LocalRequest,
+    ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError>;
+}

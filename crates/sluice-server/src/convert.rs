@@ -1,0 +1,270 @@
+//! Wire types ↔ domain types. A failed conversion names the request field that was wrong.
+
+use sluice_policy::{GenParams, Message, Role};
+use sluice_proto::v1 as pb;
+
+use crate::error::GatewayError;
+use crate::gateway::types::{
+    AnswerMeta, ChatInput, DecisionInfo, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings,
+    UsageInfo,
+};
+
+fn role(value: i32, field: &str) -> Result<Role, GatewayError> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::System) => Ok(Role::System),
+        Ok(pb::Role::User) => Ok(Role::User),
+        Ok(pb::Role::Assistant) => Ok(Role::Assistant),
+        Ok(pb::Role::Unspecified) => Err(GatewayError::invalid(
+            field,
+            "expected ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT, found ROLE_UNSPECIFIED",
+        )),
+        Err(_) => Err(GatewayError::invalid(
+            field,
+            format!("expected ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT, found unknown value {value}"),
+        )),
+    }
+}
+
+fn messages(msgs: Vec<pb::Message>) -> Result<Vec<Message>, GatewayError> {
+    msgs.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            Ok(Message {
+                role: role(m.role, &format!("messages[{i}].role"))?,
+                content: m.content,
+            })
+        })
+        .collect()
+}
+
+fn params(p: Option<pb::GenerationParams>) -> GenParams {
+    let p = p.unwrap_or_default();
+    GenParams {
+        max_tokens: p.max_tokens,
+        temperature: p.temperature,
+        top_p: p.top_p,
+        stop: p.stop,
+    }
+}
+
+fn request_id(id: String) -> String {
+    if id.is_empty() {
+        new_request_id()
+    } else {
+        id
+    }
+}
+
+/// A fresh request id: time-ordered, unique within the process.
+pub fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    format!("{now:x}-{:x}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+impl TryFrom<pb::ChatRequest> for ChatInput {
+    type Error = GatewayError;
+
+    fn try_from(r: pb::ChatRequest) -> Result<Self, Self::Error> {
+        let hint = match pb::RouteHint::try_from(r.route_hint) {
+            Ok(pb::RouteHint::Auto) => RouteHint::Auto,
+            Ok(pb::RouteHint::Local) => RouteHint::Local,
+            Ok(pb::RouteHint::Remote) => RouteHint::Remote,
+            Err(_) => {
+                return Err(GatewayError::invalid(
+                    "route_hint",
+                    format!(
+                        "expected ROUTE_HINT_AUTO, ROUTE_HINT_LOCAL or ROUTE_HINT_REMOTE, found unknown value {}",
+                        r.route_hint
+                    ),
+                ))
+            }
+        };
+        Ok(ChatInput {
+            messages: messages(r.messages)?,
+            policy: r.policy,
+            tags: r.tags.into_iter().collect(),
+            params: params(r.params),
+            hint,
+            request_id: request_id(r.request_id),
+        })
+    }
+}
+
+impl TryFrom<pb::ScoreRequest> for ChatInput {
+    type Error = GatewayError;
+
+    fn try_from(r: pb::ScoreRequest) -> Result<Self, Self::Error> {
+        Ok(ChatInput {
+            messages: messages(r.messages)?,
+            policy: r.policy,
+            tags: r.tags.into_iter().collect(),
+            params: params(r.params),
+            hint: RouteHint::Auto,
+            request_id: new_request_id(),
+        })
+    }
+}
+
+impl From<RouteInfo> for pb::Route {
+    fn from(r: RouteInfo) -> Self {
+        let kind = match r.kind {
+            RouteKind::Local => pb::RouteKind::Local,
+            RouteKind::Remote => pb::RouteKind::Remote,
+            RouteKind::Cache => pb::RouteKind::Cache,
+        };
+        pb::Route {
+            kind: kind.into(),
+            tier: r.tier.unwrap_or_default(),
+            model: r.model,
+            fallback: r.fallback,
+        }
+    }
+}
+
+impl From<DecisionInfo> for pb::Decision {
+    fn from(d: DecisionInfo) -> Self {
+        pb::Decision {
+            confidence: d.confidence,
+            threshold: d.threshold,
+            method: d.method.unwrap_or_default().to_string(),
+            reason: d.reason.to_string(),
+            features: d
+                .features
+                .into_iter()
+                .map(|(name, value)| pb::Feature {
+                    name: name.to_string(),
+                    value,
+                })
+                .collect(),
+            policy: d.policy,
+        }
+    }
+}
+
+impl From<UsageInfo> for pb::Usage {
+    fn from(u: UsageInfo) -> Self {
+        pb::Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cost_usd: u.cost_usd,
+            cost_avoided_usd: u.cost_avoided_usd,
+        }
+    }
+}
+
+impl From<Timings> for pb::Timings {
+    fn from(t: Timings) -> Self {
+        pb::Timings {
+            total_ms: t.total_ms,
+            score_ms: t.score_ms,
+            upstream_ms: t.upstream_ms,
+            local_ms: t.local_ms,
+        }
+    }
+}
+
+/// The answer as a response message.
+pub fn chat_response(text: String, meta: AnswerMeta) -> pb::ChatResponse {
+    pb::ChatResponse {
+        request_id: meta.request_id,
+        message: Some(pb::Message {
+            role: pb::Role::Assistant.into(),
+            content: text,
+        }),
+        finish_reason: meta.finish_reason,
+        route: Some(meta.route.into()),
+        decision: Some(meta.decision.into()),
+        usage: Some(meta.usage.into()),
+        timings: Some(meta.timings.into()),
+    }
+}
+
+/// The last chunk of a stream: no text, all the metadata.
+pub fn final_chunk(meta: AnswerMeta) -> pb::ChatChunk {
+    pb::ChatChunk {
+        request_id: meta.request_id,
+        delta: String::new(),
+        finish_reason: meta.finish_reason,
+        route: Some(meta.route.into()),
+        decision: Some(meta.decision.into()),
+        usage: Some(meta.usage.into()),
+        timings: Some(meta.timings.into()),
+    }
+}
+
+pub fn score_response(s: ScoreOutput) -> pb::ScoreResponse {
+    pb::ScoreResponse {
+        decision: Some(s.decision.into()),
+        route: Some(s.route.into()),
+        draft: s.draft,
+        timings: Some(s.timings.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: pb::Role, content: &str) -> pb::Message {
+        pb::Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn unspecified_role_names_the_field() {
+        let req = pb::ChatRequest {
+            messages: vec![msg(pb::Role::User, "hi"), msg(pb::Role::Unspecified, "x")],
+            ..Default::default()
+        };
+        let err = ChatInput::try_from(req).unwrap_err();
+        assert_eq!(err.codes().0, tonic::Code::InvalidArgument);
+        let text = err.to_string();
+        assert!(text.starts_with("messages[1].role:"), "{text}");
+        assert!(text.contains("ROLE_UNSPECIFIED"), "{text}");
+    }
+
+    #[test]
+    fn unknown_hint_is_rejected() {
+        let req = pb::ChatRequest {
+            messages: vec![msg(pb::Role::User, "hi")],
+            route_hint: 9,
+            ..Default::default()
+        };
+        let err = ChatInput::try_from(req).unwrap_err();
+        assert!(err.to_string().starts_with("route_hint:"), "{err}");
+    }
+
+    #[test]
+    fn request_fields_carry_over() {
+        let req = pb::ChatRequest {
+            messages: vec![msg(pb::Role::System, "be brief"), msg(pb::Role::User, "hi")],
+            policy: "p".into(),
+            tags: [("team".to_string(), "a".to_string())].into(),
+            params: Some(pb::GenerationParams {
+                max_tokens: Some(5),
+                temperature: Some(0.0),
+                top_p: None,
+                stop: vec!["\n".into()],
+            }),
+            route_hint: pb::RouteHint::Remote.into(),
+            request_id: "r1".into(),
+        };
+        let input = ChatInput::try_from(req).unwrap();
+        assert_eq!(input.messages[0].role, Role::System);
+        assert_eq!(input.policy, "p");
+        assert_eq!(input.tags.get("team").map(String::as_str), Some("a"));
+        assert_eq!(input.params.max_tokens, Some(5));
+        assert_eq!(input.params.stop, vec!["\n".to_string()]);
+        assert_eq!(input.hint, RouteHint::Remote);
+        assert_eq!(input.request_id, "r1");
+        let generated = ChatInput::try_from(pb::ChatRequest::default()).unwrap();
+        assert!(!generated.request_id.is_empty());
+    }
+}

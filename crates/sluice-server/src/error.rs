@@ -1,0 +1,89 @@
+//! Domain errors of the request path, and the one table that maps them to gRPC and HTTP codes.
+
+use sluice_policy::PolicyError;
+use sluice_router::LocalError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A request field is wrong; `field` is its path in the request, e.g. `messages[1].role`.
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("unknown policy {name:?}; loaded policies: {known}")]
+    UnknownPolicy { name: String, known: String },
+    /// Every tier failed and the policy says not to fall back to the local model.
+    #[error("escalation failed: {0}")]
+    Upstream(String),
+    #[error("the local model is still loading")]
+    NotReady,
+    #[error("{0}")]
+    Local(LocalError),
+    /// A stream was cut after part of the answer had reached the caller.
+    #[error("the answer was cut after {sent_chars} characters: {cause}")]
+    StreamCut { sent_chars: usize, cause: String },
+    #[error("policy reload failed, the running policies stay: {0}")]
+    Reload(PolicyError),
+}
+
+impl From<LocalError> for GatewayError {
+    fn from(e: LocalError) -> Self {
+        match e {
+            LocalError::NotReady => GatewayError::NotReady,
+            other => GatewayError::Local(other),
+        }
+    }
+}
+
+impl From<PolicyError> for GatewayError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::UnknownPolicy { name, known } => GatewayError::UnknownPolicy {
+                name,
+                known: known.join(", "),
+            },
+            other => GatewayError::Reload(other),
+        }
+    }
+}
+
+impl GatewayError {
+    /// The only place that decides which gRPC code and HTTP status an error gets.
+    pub fn codes(&self) -> (tonic::Code, u16) {
+        use tonic::Code;
+        match self {
+            GatewayError::InvalidArgument { .. } => (Code::InvalidArgument, 400),
+            GatewayError::UnknownPolicy { .. } => (Code::NotFound, 404),
+            GatewayError::Upstream(_) => (Code::Unavailable, 502),
+            GatewayError::NotReady => (Code::Unavailable, 503),
+            GatewayError::Local(_) => (Code::Internal, 500),
+            GatewayError::StreamCut { .. } => (Code::Aborted, 502),
+            GatewayError::Reload(_) => (Code::FailedPrecondition, 422),
+        }
+    }
+
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidArgument { .. } => "invalid_argument",
+            GatewayError::UnknownPolicy { .. } => "unknown_policy",
+            GatewayError::Upstream(_) => "upstream",
+            GatewayError::NotReady => "not_ready",
+            GatewayError::Local(_) => "local",
+            GatewayError::StreamCut { .. } => "stream_cut",
+            GatewayError::Reload(_) => "reload",
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        GatewayError::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<GatewayError> for tonic::Status {
+    fn from(e: GatewayError) -> Self {
+        tonic::Status::new(e.codes().0, e.to_string())
+    }
+}

@@ -1,0 +1,152 @@
+//! The request path: validate, pick the policy, score with the local model, answer locally or
+//! escalate along the tier chain, account for tokens and cost.
+
+mod chat;
+mod escalate;
+mod policy_store;
+mod stream;
+pub mod types;
+
+use std::sync::{Arc, OnceLock};
+
+use sluice_policy::{Policy, Role};
+use sluice_router::{LocalModel, LocalRequest};
+use sluice_upstream::{UpstreamClient, UpstreamRequest};
+
+pub use policy_store::PolicyStore;
+pub use types::*;
+
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+
+/// The gateway's shared state; cheap to clone, one per server.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policies: PolicyStore,
+    local: OnceLock<Arc<dyn LocalModel>>,
+    upstream: UpstreamClient,
+    metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    pub fn new(policies: PolicyStore, upstream: UpstreamClient, metrics: Arc<Metrics>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                policies,
+                local: OnceLock::new(),
+                upstream,
+                metrics,
+            }),
+        }
+    }
+
+    /// Install the local model once it has loaded; the gateway is ready from then on.
+    pub fn set_local(&self, model: Arc<dyn LocalModel>) {
+        let _ = self.inner.local.set(model);
+    }
+
+    /// True once the local model is loaded.
+    pub fn is_ready(&self) -> bool {
+        self.inner.local.get().is_some()
+    }
+
+    pub fn policies(&self) -> &PolicyStore {
+        &self.inner.policies
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    fn local(&self) -> Result<Arc<dyn LocalModel>, GatewayError> {
+        self.inner
+            .local
+            .get()
+            .cloned()
+            .ok_or(GatewayError::NotReady)
+    }
+
+    fn policy(&self, name: &str) -> Result<Arc<Policy>, GatewayError> {
+        Ok(self.inner.policies.get(name)?)
+    }
+}
+
+/// Check what the wire format cannot: at least one message, text in each, sane parameters.
+pub fn validate(input: &ChatInput) -> Result<(), GatewayError> {
+    if input.messages.is_empty() {
+        return Err(GatewayError::invalid(
+            "messages",
+            "expected at least one message, found none",
+        ));
+    }
+    for (i, m) in input.messages.iter().enumerate() {
+        if m.content.trim().is_empty() && m.role == Role::User {
+            return Err(GatewayError::invalid(
+                format!("messages[{i}].content"),
+                "expected text in a user message, found an empty string",
+            ));
+        }
+    }
+    let p = &input.params;
+    if p.max_tokens == Some(0) {
+        return Err(GatewayError::invalid(
+            "params.max_tokens",
+            "expected 1 or more, found 0",
+        ));
+    }
+    if let Some(t) = p.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(GatewayError::invalid(
+                "params.temperature",
+                format!("expected a value in [0, 2], found {t}"),
+            ));
+        }
+    }
+    if let Some(t) = p.top_p {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(GatewayError::invalid(
+                "params.top_p",
+                format!("expected a value in (0, 1], found {t}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The local request for an input: the policy caps the length of local answers.
+fn local_request(policy: &Policy, input: &ChatInput) -> LocalRequest {
+    let cap = policy.local.max_tokens;
+    LocalRequest {
+        messages: input.messages.clone(),
+        max_tokens: input.params.max_tokens.map_or(cap, |m| m.min(cap)),
+        temperature: input.params.temperature,
+        top_p: input.params.top_p,
+        stop: input.params.stop.clone(),
+    }
+}
+
+fn upstream_request(input: &ChatInput) -> UpstreamRequest {
+    UpstreamRequest {
+        messages: input.messages.clone(),
+        max_tokens: input.params.max_tokens,
+        temperature: input.params.temperature,
+        top_p: input.params.top_p,
+        stop: input.params.stop.clone(),
+    }
+}
+
+/// What escalating a local answer's tokens to the first tier would have cost.
+fn cost_avoided(policy: &Policy, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+    policy
+        .first_tier()
+        .map_or(0.0, |t| t.price.cost(prompt_tokens, completion_tokens))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

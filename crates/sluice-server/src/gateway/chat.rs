@@ -1,0 +1,290 @@
+//! Complete (non-streamed) answers and dry-run scoring.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use sluice_policy::{OnUpstreamFailure, Policy};
+use sluice_router::{
+    confidence, decide, draft_features, Decision, Draft, FinishReason, LocalEvent, Reason,
+    RouteChoice,
+};
+
+use super::{
+    cost_avoided, local_request, ms, validate, AnswerMeta, ChatInput, ChatOutput, DecisionInfo,
+    Gateway, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings, UsageInfo,
+};
+use crate::error::GatewayError;
+
+/// A draft and what the policy made of it.
+pub(super) struct Scored {
+    pub draft: Draft,
+    pub decision: Decision,
+    pub info: DecisionInfo,
+    pub score_ms: f64,
+}
+
+/// A local answer, however it was produced.
+pub(super) struct LocalAnswer {
+    pub text: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub finish: FinishReason,
+}
+
+impl From<Draft> for LocalAnswer {
+    fn from(d: Draft) -> Self {
+        Self {
+            text: d.text,
+            prompt_tokens: d.prompt_tokens,
+            completion_tokens: d.completion_tokens,
+            finish: d.finish,
+        }
+    }
+}
+
+pub(super) fn unscored(policy: &Policy, reason: Reason) -> DecisionInfo {
+    DecisionInfo {
+        confidence: None,
+        threshold: policy.scoring.threshold,
+        method: None,
+        reason: reason.as_str(),
+        features: Vec::new(),
+        policy: policy.name.clone(),
+    }
+}
+
+impl Gateway {
+    /// Route and answer one request.
+    pub async fn chat(&self, input: ChatInput) -> Result<ChatOutput, GatewayError> {
+        let started = Instant::now();
+        let result = self.chat_inner(&input, started).await;
+        match &result {
+            Ok(out) => self.metrics().answered(&out.meta),
+            Err(e) => self
+                .metrics()
+                .failed(&input.policy, e.kind(), ms(started.elapsed())),
+        }
+        result
+    }
+
+    async fn chat_inner(
+        &self,
+        input: &ChatInput,
+        started: Instant,
+    ) -> Result<ChatOutput, GatewayError> {
+        validate(input)?;
+        let policy = self.policy(&input.policy)?;
+        let mut timings = Timings::default();
+        let (info, draft) = match input.hint {
+            RouteHint::Local => (unscored(&policy, Reason::HintLocal), None),
+            RouteHint::Remote => (unscored(&policy, Reason::HintRemote), None),
+            RouteHint::Auto => {
+                let s = self.score_input(&policy, input).await?;
+                timings.score_ms = s.score_ms;
+                if s.decision.route == RouteChoice::Local {
+                    let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
+                    return Ok(finish(s.draft.text, meta, started));
+                }
+                (s.info, Some(s.draft))
+            }
+        };
+        if input.hint == RouteHint::Local {
+            let t = Instant::now();
+            let answer = self.generate_local(&policy, input).await?;
+            timings.local_ms = ms(t.elapsed());
+            let meta = self.local_meta(&policy, input, info, &answer, false, timings);
+            return Ok(finish(answer.text, meta, started));
+        }
+        match self.escalate(&policy, input).await {
+            Ok((c, tier, upstream_ms)) => {
+                timings.upstream_ms = upstream_ms;
+                let meta = AnswerMeta {
+                    request_id: input.request_id.clone(),
+                    finish_reason: c.finish_reason,
+                    route: RouteInfo {
+                        kind: RouteKind::Remote,
+                        tier: Some(tier.name),
+                        model: c.model,
+                        fallback: false,
+                    },
+                    decision: info,
+                    usage: UsageInfo {
+                        prompt_tokens: c.usage.prompt_tokens,
+                        completion_tokens: c.usage.completion_tokens,
+                        cost_usd: c.cost_usd,
+                        cost_avoided_usd: 0.0,
+                    },
+                    timings,
+                };
+                Ok(finish(c.content, meta, started))
+            }
+            Err((failure, upstream_ms)) => {
+                timings.upstream_ms = upstream_ms;
+                if policy.on_upstream_failure == OnUpstreamFailure::Error {
+                    return Err(GatewayError::Upstream(failure.message()));
+                }
+                let answer: LocalAnswer = match draft {
+                    Some(d) => d.into(),
+                    None => {
+                        let t = Instant::now();
+                        let a = self.generate_local(&policy, input).await?;
+                        timings.local_ms = ms(t.elapsed());
+                        a
+                    }
+                };
+                let meta = self.local_meta(&policy, input, info, &answer, true, timings);
+                Ok(finish(answer.text, meta, started))
+            }
+        }
+    }
+
+    /// Dry run: what `Chat` would do, calling no tier.
+    pub async fn score(&self, input: ChatInput) -> Result<ScoreOutput, GatewayError> {
+        let started = Instant::now();
+        validate(&input)?;
+        let policy = self.policy(&input.policy)?;
+        let s = self.score_input(&policy, &input).await?;
+        let route = match (s.decision.route, policy.first_tier()) {
+            (RouteChoice::Remote, Some(tier)) => RouteInfo {
+                kind: RouteKind::Remote,
+                tier: Some(tier.name.clone()),
+                model: tier.model.clone(),
+                fallback: false,
+            },
+            _ => RouteInfo {
+                kind: RouteKind::Local,
+                tier: None,
+                model: self.local()?.model_id().to_string(),
+                fallback: false,
+            },
+        };
+        Ok(ScoreOutput {
+            decision: s.info,
+            route,
+            draft: s.draft.text,
+            timings: Timings {
+                total_ms: ms(started.elapsed()),
+                score_ms: s.score_ms,
+                ..Timings::default()
+            },
+        })
+    }
+
+    /// Draft greedily with the local model and apply the policy's logistic model.
+    pub(super) async fn score_input(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<Scored, GatewayError> {
+        let local = self.local()?;
+        let t = Instant::now();
+        let draft = {
+            let _g = self.metrics().slm_guard();
+            local.draft(local_request(policy, input)).await?
+        };
+        let features = draft_features(&draft);
+        let c = confidence(&policy.scoring.weights, &features);
+        let decision = decide(policy, c);
+        let info = DecisionInfo {
+            confidence: decision.confidence,
+            threshold: decision.threshold,
+            method: Some(policy.scoring.method.as_str()),
+            reason: decision.reason.as_str(),
+            features: features.0.iter().map(|(f, v)| (f.as_str(), *v)).collect(),
+            policy: policy.name.clone(),
+        };
+        Ok(Scored {
+            draft,
+            decision,
+            info,
+            score_ms: ms(t.elapsed()),
+        })
+    }
+
+    /// Generate with the caller's sampling parameters, unscored.
+    pub(super) async fn generate_local(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<LocalAnswer, GatewayError> {
+        let local = self.local()?;
+        let _g = self.metrics().slm_guard();
+        let mut s = local.stream(local_request(policy, input)).await?;
+        let mut text = String::new();
+        while let Some(ev) = s.next().await {
+            match ev? {
+                LocalEvent::Delta(t) => text.push_str(&t),
+                LocalEvent::Done {
+                    prompt_tokens,
+                    completion_tokens,
+                    finish,
+                } => {
+                    return Ok(LocalAnswer {
+                        text,
+                        prompt_tokens,
+                        completion_tokens,
+                        finish,
+                    })
+                }
+            }
+        }
+        Err(GatewayError::Local(sluice_router::LocalError::Generation(
+            "the local model stopped without finishing the answer".into(),
+        )))
+    }
+
+    pub(super) fn local_meta<A: LocalTokens>(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+        decision: DecisionInfo,
+        answer: &A,
+        fallback: bool,
+        timings: Timings,
+    ) -> AnswerMeta {
+        let (p, c, finish) = answer.tokens();
+        AnswerMeta {
+            request_id: input.request_id.clone(),
+            finish_reason: finish.as_str().to_string(),
+            route: RouteInfo {
+                kind: RouteKind::Local,
+                tier: None,
+                model: self
+                    .local()
+                    .map(|m| m.model_id().to_string())
+                    .unwrap_or_else(|_| policy.local.model.clone()),
+                fallback,
+            },
+            decision,
+            usage: UsageInfo {
+                prompt_tokens: p.into(),
+                completion_tokens: c.into(),
+                cost_usd: 0.0,
+                cost_avoided_usd: cost_avoided(policy, p.into(), c.into()),
+            },
+            timings,
+        }
+    }
+}
+
+/// Token counts of a local answer, whether a scored draft or a plain generation.
+pub(super) trait LocalTokens {
+    fn tokens(&self) -> (u32, u32, FinishReason);
+}
+
+impl LocalTokens for Draft {
+    fn tokens(&self) -> (u32, u32, FinishReason) {
+        (self.prompt_tokens, self.completion_tokens, self.finish)
+    }
+}
+
+impl LocalTokens for LocalAnswer {
+    fn tokens(&self) -> (u32, u32, FinishReason) {
+        (self.prompt_tokens, self.completion_tokens, self.finish)
+    }
+}
+
+fn finish(text: String, mut meta: AnswerMeta, started: Instant) -> ChatOutput {
+    meta.timings.total_ms = ms(started.elapsed());
+    ChatOutput { text, meta }
+}

@@ -1,0 +1,109 @@
+//! The tier chain: try each tier in order until one answers.
+
+use std::time::Instant;
+
+use futures::stream::BoxStream;
+use sluice_policy::{Policy, Tier};
+use sluice_upstream::{Completion, StreamEvent, UpstreamError};
+
+use super::{upstream_request, ChatInput, Gateway};
+
+/// Every tier of the chain failed (or there is none); one line per tier.
+#[derive(Debug, Default)]
+pub(super) struct ChainFailure {
+    pub errors: Vec<String>,
+}
+
+impl ChainFailure {
+    pub fn message(&self) -> String {
+        if self.errors.is_empty() {
+            "the policy has no tier to escalate to".to_string()
+        } else {
+            self.errors.join("; ")
+        }
+    }
+
+    fn push(&mut self, e: &UpstreamError) {
+        self.errors.push(e.to_string());
+    }
+}
+
+/// Metrics label for the outcome of one tier call.
+pub(super) fn status_label(e: &UpstreamError) -> &'static str {
+    e.kind()
+}
+
+impl Gateway {
+    /// Ask each tier in turn for a complete answer.
+    pub(super) async fn escalate(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<(Completion, Tier, f64), (ChainFailure, f64)> {
+        let started = Instant::now();
+        let req = upstream_request(input);
+        let mut failure = ChainFailure::default();
+        for tier in &policy.tiers {
+            match self.inner.upstream.chat(tier, &req).await {
+                Ok(c) => {
+                    self.metrics().upstream_call(&tier.name, "ok");
+                    return Ok((c, tier.clone(), super::ms(started.elapsed())));
+                }
+                Err(e) => {
+                    self.metrics().upstream_call(&tier.name, status_label(&e));
+                    tracing::warn!(tier = %tier.name, error = %e, "tier failed");
+                    failure.push(&e);
+                }
+            }
+        }
+        Err((failure, super::ms(started.elapsed())))
+    }
+
+    /// Open a streamed answer on the first tier that accepts the request.
+    ///
+    /// A stream whose first event is an error counts as a failure to open, so the next tier is
+    /// tried: nothing has reached the caller yet.
+    pub(super) async fn open_stream(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<(OpenStream, Tier), ChainFailure> {
+        use futures::StreamExt;
+        let req = upstream_request(input);
+        let mut failure = ChainFailure::default();
+        for tier in &policy.tiers {
+            let opened = match self.inner.upstream.chat_stream(tier, &req).await {
+                Ok(mut s) => match s.next().await {
+                    Some(Ok(first)) => Ok(OpenStream {
+                        first: Some(first),
+                        rest: s,
+                    }),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(OpenStream {
+                        first: None,
+                        rest: s,
+                    }),
+                },
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(s) => {
+                    self.metrics().upstream_call(&tier.name, "ok");
+                    return Ok((s, tier.clone()));
+                }
+                Err(e) => {
+                    self.metrics().upstream_call(&tier.name, status_label(&e));
+                    tracing::warn!(tier = %tier.name, error = %e, "tier failed to stream");
+                    failure.push(&e);
+                }
+            }
+        }
+        Err(failure)
+    }
+}
+
+/// An upstream stream whose first event has been read already.
+pub(super) struct OpenStream {
+    pub first: Option<StreamEvent>,
+    pub rest: BoxStream<'static, Result<StreamEvent, UpstreamError>>,
+}

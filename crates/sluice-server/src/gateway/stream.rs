@@ -1,0 +1,239 @@
+//! Streamed answers: text reaches the caller as it is produced, metadata comes last.
+//!
+//! Each stream is driven by its own task writing into a small channel; when the caller goes
+//! away the next write fails and the task stops, which cancels the generation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use sluice_policy::{OnUpstreamFailure, Policy};
+use sluice_router::{LocalEvent, Reason, RouteChoice};
+use sluice_upstream::StreamEvent;
+use tokio::sync::mpsc;
+
+use super::chat::{unscored, LocalAnswer};
+use super::{
+    local_request, ms, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway, RouteHint,
+    RouteInfo, RouteKind, StreamItem, Timings, UsageInfo,
+};
+use crate::error::GatewayError;
+
+type Item = Result<StreamItem, GatewayError>;
+
+/// Why a stream task stopped early.
+enum Stop {
+    /// The caller hung up.
+    Closed,
+    Failed(GatewayError),
+}
+
+impl From<GatewayError> for Stop {
+    fn from(e: GatewayError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<sluice_router::LocalError> for Stop {
+    fn from(e: sluice_router::LocalError) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// The writing end of one stream; counts the request in metrics when it ends.
+struct Out {
+    tx: mpsc::Sender<Item>,
+    gw: Gateway,
+    policy: String,
+    started: Instant,
+    sent_chars: usize,
+}
+
+impl Out {
+    async fn delta(&mut self, text: String) -> Result<(), Stop> {
+        self.sent_chars += text.chars().count();
+        self.tx
+            .send(Ok(StreamItem::Delta(text)))
+            .await
+            .map_err(|_| Stop::Closed)
+    }
+
+    async fn end(&mut self, mut meta: AnswerMeta) -> Result<(), Stop> {
+        meta.timings.total_ms = ms(self.started.elapsed());
+        self.gw.metrics().answered(&meta);
+        self.tx
+            .send(Ok(StreamItem::End(Box::new(meta))))
+            .await
+            .map_err(|_| Stop::Closed)
+    }
+
+    async fn fail(&mut self, e: GatewayError) {
+        self.gw
+            .metrics()
+            .failed(&self.policy, e.kind(), ms(self.started.elapsed()));
+        let _ = self.tx.send(Err(e)).await;
+    }
+
+    /// An error after text went out must say the answer was cut.
+    fn cut(&self, cause: impl ToString) -> GatewayError {
+        GatewayError::StreamCut {
+            sent_chars: self.sent_chars,
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Route one request and stream its answer. Errors before the first chunk come back as
+    /// the stream's only item; an error after text was sent says the answer was cut.
+    pub fn chat_stream(&self, input: ChatInput) -> BoxStream<'static, Item> {
+        let (tx, rx) = mpsc::channel(32);
+        let mut out = Out {
+            tx,
+            gw: self.clone(),
+            policy: input.policy.clone(),
+            started: Instant::now(),
+            sent_chars: 0,
+        };
+        let gw = self.clone();
+        tokio::spawn(async move {
+            match gw.stream_inner(&input, &mut out).await {
+                Ok(()) | Err(Stop::Closed) => {}
+                Err(Stop::Failed(e)) => out.fail(e).await,
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    }
+
+    async fn stream_inner(&self, input: &ChatInput, out: &mut Out) -> Result<(), Stop> {
+        validate(input)?;
+        let policy = self.policy(&input.policy)?;
+        let mut timings = Timings::default();
+        let (info, draft) = match input.hint {
+            RouteHint::Local => {
+                let info = unscored(&policy, Reason::HintLocal);
+                return self
+                    .stream_local(&policy, input, info, false, timings, out)
+                    .await;
+            }
+            RouteHint::Remote => (unscored(&policy, Reason::HintRemote), None),
+            RouteHint::Auto => {
+                let s = self.score_input(&policy, input).await?;
+                timings.score_ms = s.score_ms;
+                if s.decision.route == RouteChoice::Local {
+                    let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
+                    for piece in s.draft.pieces {
+                        out.delta(piece).await?;
+                    }
+                    return out.end(meta).await;
+                }
+                (s.info, Some(s.draft))
+            }
+        };
+        let t = Instant::now();
+        let (open, tier) = match self.open_stream(&policy, input).await {
+            Ok(opened) => opened,
+            Err(failure) => {
+                timings.upstream_ms = ms(t.elapsed());
+                if policy.on_upstream_failure == OnUpstreamFailure::Error {
+                    return Err(GatewayError::Upstream(failure.message()).into());
+                }
+                let Some(d) = draft else {
+                    return self
+                        .stream_local(&policy, input, info, true, timings, out)
+                        .await;
+                };
+                let pieces = d.pieces.clone();
+                let meta = self.local_meta(&policy, input, info, &LocalAnswer::from(d), true, timings);
+                for piece in pieces {
+                    out.delta(piece).await?;
+                }
+                return out.end(meta).await;
+            }
+        };
+        let mut events = futures::stream::iter(open.first.map(Ok)).chain(open.rest);
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(StreamEvent::Delta(text)) => out.delta(text).await?,
+                Ok(StreamEvent::Done {
+                    finish_reason,
+                    model,
+                    usage,
+                    cost_usd,
+                }) => {
+                    timings.upstream_ms = ms(t.elapsed());
+                    let usage = usage.unwrap_or_default();
+                    let meta = AnswerMeta {
+                        request_id: input.request_id.clone(),
+                        finish_reason,
+                        route: RouteInfo {
+                            kind: RouteKind::Remote,
+                            tier: Some(tier.name.clone()),
+                            model,
+                            fallback: false,
+                        },
+                        decision: info,
+                        usage: UsageInfo {
+                            prompt_tokens: usage.prompt_tokens,
+                            completion_tokens: usage.completion_tokens,
+                            cost_usd,
+                            cost_avoided_usd: 0.0,
+                        },
+                        timings,
+                    };
+                    return out.end(meta).await;
+                }
+                Err(e) => return Err(out.cut(e).into()),
+            }
+        }
+        Err(out
+            .cut(format!(
+                "tier {} ended the stream without finishing",
+                tier.name
+            ))
+            .into())
+    }
+
+    /// Stream a fresh local generation with the caller's sampling parameters.
+    async fn stream_local(
+        &self,
+        policy: &Arc<Policy>,
+        input: &ChatInput,
+        info: DecisionInfo,
+        fallback: bool,
+        mut timings: Timings,
+        out: &mut Out,
+    ) -> Result<(), Stop> {
+        let local = self.local()?;
+        let _g = self.metrics().slm_guard();
+        let t = Instant::now();
+        let mut events = local.stream(local_request(policy, input)).await?;
+        while let Some(ev) = events.next().await {
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) if out.sent_chars > 0 => return Err(out.cut(e).into()),
+                Err(e) => return Err(e.into()),
+            };
+            match ev {
+                LocalEvent::Delta(text) => out.delta(text).await?,
+                LocalEvent::Done {
+                    prompt_tokens,
+                    completion_tokens,
+                    finish,
+                } => {
+                    timings.local_ms = ms(t.elapsed());
+                    let answer = LocalAnswer {
+                        text: String::new(),
+                        prompt_tokens,
+                        completion_tokens,
+                        finish,
+                    };
+                    let meta = self.local_meta(policy, input, info, &answer, fallback, timings);
+                    return out.end(meta).await;
+                }
+            }
+        }
+        Err(out.cut("the local model stopped without finishing the answer").into())
+    }
+}

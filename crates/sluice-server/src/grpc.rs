@@ -1,0 +1,149 @@
+//! The tonic services: thin adapters from wire types to the gateway and back.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use sluice_policy::Policy;
+use sluice_proto::v1 as pb;
+use sluice_proto::v1::admin_server::Admin;
+use sluice_proto::v1::router_server::Router;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{chat_response, final_chunk, score_response};
+use crate::error::GatewayError;
+use crate::gateway::types::{ChatInput, StreamItem};
+use crate::gateway::Gateway;
+use crate::metrics::ResultLabel;
+
+/// `sluice.v1.Router`.
+#[derive(Debug, Clone)]
+pub struct RouterService {
+    gw: Gateway,
+}
+
+impl RouterService {
+    pub fn new(gw: Gateway) -> Self {
+        Self { gw }
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ChatChunk, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Router for RouterService {
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
+        let input = ChatInput::try_from(request.into_inner())?;
+        let out = self.gw.chat(input).await?;
+        Ok(Response::new(chat_response(out.text, out.meta)))
+    }
+
+    type ChatStreamStream = ChunkStream;
+
+    async fn chat_stream(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<Self::ChatStreamStream>, Status> {
+        let input = ChatInput::try_from(request.into_inner())?;
+        let request_id = input.request_id.clone();
+        let mut items = self.gw.chat_stream(input);
+        // Errors that come before any text fail the call itself, so clients see a plain status.
+        let first = match items.next().await {
+            Some(Err(e)) => return Err(e.into()),
+            other => other,
+        };
+        let chunks = futures::stream::iter(first)
+            .chain(items)
+            .map(move |item| match item {
+                Ok(StreamItem::Delta(delta)) => Ok(pb::ChatChunk {
+                    request_id: request_id.clone(),
+                    delta,
+                    ..Default::default()
+                }),
+                Ok(StreamItem::End(meta)) => Ok(final_chunk(*meta)),
+                Err(e) => Err(Status::from(e)),
+            });
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn score(
+        &self,
+        request: Request<pb::ScoreRequest>,
+    ) -> Result<Response<pb::ScoreResponse>, Status> {
+        let input = ChatInput::try_from(request.into_inner())?;
+        let out = self.gw.score(input).await?;
+        Ok(Response::new(score_response(out)))
+    }
+}
+
+/// `sluice.v1.Admin`.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    gw: Gateway,
+}
+
+impl AdminService {
+    pub fn new(gw: Gateway) -> Self {
+        Self { gw }
+    }
+}
+
+fn policy_info(p: &Policy, available: Vec<String>) -> pb::PolicyInfo {
+    pb::PolicyInfo {
+        name: p.name.clone(),
+        source: p
+            .source
+            .as_ref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_default(),
+        available,
+        scoring_method: p.scoring.method.as_str().to_string(),
+        threshold: p.scoring.threshold,
+        tiers: p.tiers.iter().map(|t| t.name.clone()).collect(),
+        summary: format!("{p:#?}"),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyInfo>, Status> {
+        let set = self.gw.policies().snapshot();
+        let p = set
+            .get(&request.into_inner().name)
+            .map_err(GatewayError::from)?;
+        Ok(Response::new(policy_info(&p, set.names())))
+    }
+
+    async fn reload_policy(
+        &self,
+        _request: Request<pb::ReloadPolicyRequest>,
+    ) -> Result<Response<pb::PolicyInfo>, Status> {
+        let result = self.gw.policies().reload();
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.gw
+            .metrics()
+            .policy_reloads
+            .get_or_create(&ResultLabel {
+                result: label.into(),
+            })
+            .inc();
+        match result {
+            Ok(set) => {
+                tracing::info!(policies = ?set.names(), "policies reloaded");
+                Ok(Response::new(policy_info(
+                    &set.default_policy(),
+                    set.names(),
+                )))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload rejected");
+                Err(GatewayError::Reload(e).into())
+            }
+        }
+    }
+}

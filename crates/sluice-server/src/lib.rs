@@ -1,0 +1,14 @@
+//! The gateway service: tonic services, proto↔domain conversion, the request path that joins
+//! policy, local model and tiers, the metrics registry and the admin HTTP endpoints.
+
+pub mod admin_http;
+pub mod convert;
+pub mod error;
+pub mod gateway;
+pub mod grpc;
+pub mod metrics;
+pub mod serve;
+
+pub use error::GatewayError;
+pub use gateway::{Gateway, PolicyStore};
+pub use serve::{run, ServeConfig};

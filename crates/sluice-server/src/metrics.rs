@@ -1,0 +1,271 @@
+//! The Prometheus registry of the gateway: one instance, passed down, never global.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::gateway::types::{AnswerMeta, RouteKind};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// local, remote, cache, or error.
+    pub route: String,
+    /// Tier name for remote answers, empty otherwise.
+    pub tier: String,
+    pub policy: String,
+    /// Decision reason, or the error kind for route="error".
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Tier name, or "local".
+    pub tier: String,
+    /// input or output.
+    pub direction: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabel {
+    pub tier: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub tier: String,
+    /// ok, or the error class: timeout, connect, status_5xx, status_4xx, decode, config.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every metric Sluice exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabel, Histogram>,
+    pub stage_duration: Family<StageLabel, Histogram>,
+    pub confidence: Histogram,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost: Family<TierLabel, Counter<f64, AtomicU64>>,
+    pub cost_avoided: Counter<f64, AtomicU64>,
+    pub upstream_requests: Family<UpstreamLabels, Counter>,
+    pub slm_inflight: Gauge<i64, AtomicI64>,
+    pub policy_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            Family::<RouteLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let stage_duration =
+            Family::<StageLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let confidence = Histogram::new((1..=10).map(|i| f64::from(i) / 10.0));
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost = Family::<TierLabel, Counter<f64, AtomicU64>>::default();
+        let cost_avoided = Counter::<f64, AtomicU64>::default();
+        let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        let slm_inflight = Gauge::<i64, AtomicI64>::default();
+        let policy_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "sluice_requests",
+            "Requests answered or failed, by route (local, remote, cache, error), tier, policy and reason",
+            requests.clone(),
+        );
+        registry.register(
+            "sluice_request_duration_seconds",
+            "Time from request to last byte of the answer, by route",
+            request_duration.clone(),
+        );
+        registry.register(
+            "sluice_stage_duration_seconds",
+            "Time spent per stage of the request path: score, upstream, local",
+            stage_duration.clone(),
+        );
+        registry.register(
+            "sluice_confidence",
+            "Confidence of scored requests that the local answer is good enough",
+            confidence.clone(),
+        );
+        registry.register(
+            "sluice_tokens",
+            "Tokens processed, by tier (or local) and direction (input, output)",
+            tokens.clone(),
+        );
+        registry.register(
+            "sluice_cost_usd",
+            "Money spent on tiers, in US dollars at the policy's prices",
+            cost.clone(),
+        );
+        registry.register(
+            "sluice_cost_avoided_usd",
+            "Money not spent because the local model answered, priced at the first tier",
+            cost_avoided.clone(),
+        );
+        registry.register(
+            "sluice_upstream_requests",
+            "Calls to tiers, by tier and outcome",
+            upstream_requests.clone(),
+        );
+        registry.register(
+            "sluice_slm_inflight",
+            "Requests running on the local model right now",
+            slm_inflight.clone(),
+        );
+        registry.register(
+            "sluice_policy_reloads",
+            "Policy reloads by result (ok, error)",
+            policy_reloads.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            stage_duration,
+            confidence,
+            tokens,
+            cost,
+            cost_avoided,
+            upstream_requests,
+            slm_inflight,
+            policy_reloads,
+        }
+    }
+
+    /// Prometheus text exposition (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Count one finished answer.
+    pub fn answered(&self, meta: &AnswerMeta) {
+        let route = meta.route.kind.as_str().to_string();
+        let tier = meta.route.tier.clone().unwrap_or_default();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                tier: tier.clone(),
+                policy: meta.decision.policy.clone(),
+                reason: meta.decision.reason.to_string(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabel { route })
+            .observe(meta.timings.total_ms / 1000.0);
+        for (stage, v) in [
+            ("score", meta.timings.score_ms),
+            ("upstream", meta.timings.upstream_ms),
+            ("local", meta.timings.local_ms),
+        ] {
+            if v > 0.0 {
+                self.stage_duration
+                    .get_or_create(&StageLabel {
+                        stage: stage.into(),
+                    })
+                    .observe(v / 1000.0);
+            }
+        }
+        if let Some(c) = meta.decision.confidence {
+            self.confidence.observe(c);
+        }
+        let token_tier = match meta.route.kind {
+            RouteKind::Remote => tier.clone(),
+            _ => "local".to_string(),
+        };
+        for (direction, n) in [
+            ("input", meta.usage.prompt_tokens),
+            ("output", meta.usage.completion_tokens),
+        ] {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    tier: token_tier.clone(),
+                    direction: direction.into(),
+                })
+                .inc_by(n);
+        }
+        if meta.route.kind == RouteKind::Remote {
+            self.cost
+                .get_or_create(&TierLabel { tier })
+                .inc_by(meta.usage.cost_usd);
+        }
+        self.cost_avoided.inc_by(meta.usage.cost_avoided_usd);
+    }
+
+    /// Count one failed request.
+    pub fn failed(&self, policy: &str, kind: &str, elapsed_ms: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: "error".into(),
+                tier: String::new(),
+                policy: policy.into(),
+                reason: kind.into(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabel {
+                route: "error".into(),
+            })
+            .observe(elapsed_ms / 1000.0);
+    }
+
+    /// Count one call to a tier.
+    pub fn upstream_call(&self, tier: &str, status: &str) {
+        self.upstream_requests
+            .get_or_create(&UpstreamLabels {
+                tier: tier.into(),
+                status: status.into(),
+            })
+            .inc();
+    }
+
+    /// Mark a request as running on the local model until the guard drops.
+    pub fn slm_guard(&self) -> InflightGuard<'_> {
+        self.slm_inflight.inc();
+        InflightGuard(&self.slm_inflight)
+    }
+}
+
+/// Decrements `sluice_slm_inflight` when dropped.
+#[derive(Debug)]
+pub struct InflightGuard<'a>(&'a Gauge<i64, AtomicI64>);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

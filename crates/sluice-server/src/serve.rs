@@ -1,0 +1,242 @@
+//! Start-up and shutdown: load policies, bind listeners, load the model in the background,
+//! serve gRPC and admin HTTP until asked to stop, then drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sluice_policy::PolicyError;
+use sluice_proto::v1::admin_server::AdminServer;
+use sluice_proto::v1::router_server::{RouterServer, SERVICE_NAME};
+use sluice_router::LocalModel;
+use sluice_upstream::UpstreamClient;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::admin_http;
+use crate::gateway::{Gateway, PolicyStore};
+use crate::grpc::{AdminService, RouterService};
+use crate::metrics::Metrics;
+
+/// Where to listen and what to load.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// A policy file, or a directory of them.
+    pub policy: PathBuf,
+    pub grpc_listen: String,
+    pub admin_listen: String,
+}
+
+/// Loads the local model; runs in the background after the listeners are up.
+pub type LocalLoader =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<Arc<dyn LocalModel>, String>> + Send>;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the upstream client: {0}")]
+    Upstream(String),
+    #[error("loading the local model failed: {0}")]
+    Model(String),
+    #[error("{what} server failed: {message}")]
+    Serve { what: &'static str, message: String },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub gateway: Gateway,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// Stop accepting, let in-flight requests finish, and return.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Wait until the server stops by itself (a fatal error) or is shut down.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Serve {
+                what: "gateway",
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// Bind both listeners and start serving; the model loads in the background.
+pub async fn start(config: ServeConfig, loader: LocalLoader) -> Result<RunningServer, ServeError> {
+    let policies = PolicyStore::load(&config.policy)?;
+    let upstream = UpstreamClient::new().map_err(|e| ServeError::Upstream(e.to_string()))?;
+    let gw = Gateway::new(policies, upstream, Arc::new(Metrics::new()));
+    let grpc_listener = bind(&config.grpc_listen).await?;
+    let admin_listener = bind(&config.admin_listen).await?;
+    let local_addr = |l: &TcpListener, addr: &str| {
+        l.local_addr().map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+    };
+    let grpc_addr = local_addr(&grpc_listener, &config.grpc_listen)?;
+    let admin_addr = local_addr(&admin_listener, &config.admin_listen)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sluice_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Serve {
+            what: "reflection",
+            message: e.to_string(),
+        })?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        // Bound every call, so a stuck tier or client cannot hold a slot forever; callers'
+        // grpc-timeout deadlines apply on top of this.
+        .timeout(Duration::from_secs(600))
+        // Answers are small and latency matters more than packet count.
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(RouterServer::new(RouterService::new(gw.clone())))
+        .add_service(AdminServer::new(AdminService::new(gw.clone())))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx.clone()),
+        );
+    let admin = axum::serve(admin_listener, admin_http::router(gw.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+    // The model loads while the listeners already answer health checks as NOT_SERVING.
+    let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<String>();
+    let loading_gw = gw.clone();
+    let loader_task = tokio::spawn(async move {
+        match loader().await {
+            Ok(model) => {
+                tracing::info!(model = model.model_id(), "local model loaded");
+                loading_gw.set_local(model);
+                health
+                    .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+            }
+            Err(e) => {
+                let _ = load_failed_tx.send(e);
+            }
+        }
+    });
+
+    let stop_on_failure = stop.clone();
+    let task = tokio::spawn(async move {
+        let grpc = tokio::spawn(grpc);
+        let admin = tokio::spawn(async move { admin.await });
+        let load_error = async move {
+            match load_failed_rx.await {
+                Ok(e) => Some(e),
+                // The loader finished without error: wait for shutdown instead.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let mut result = Ok(());
+        tokio::select! {
+            e = load_error => {
+                if let Some(e) = e {
+                    result = Err(ServeError::Model(e));
+                }
+                let _ = stop_on_failure.send(true);
+            }
+            _ = stopped(stop_rx) => {}
+        }
+        loader_task.abort();
+        match grpc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(serve_error("gRPC", e))),
+            Err(e) => result = result.and(Err(serve_error("gRPC", e))),
+        }
+        match admin.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(serve_error("admin HTTP", e))),
+            Err(e) => result = result.and(Err(serve_error("admin HTTP", e))),
+        }
+        result
+    });
+
+    Ok(RunningServer {
+        grpc_addr,
+        admin_addr,
+        gateway: gw,
+        stop,
+        task,
+    })
+}
+
+fn serve_error(what: &'static str, e: impl std::fmt::Display) -> ServeError {
+    ServeError::Serve {
+        what,
+        message: e.to_string(),
+    }
+}
+
+/// Serve until `shutdown` resolves, then drain in-flight requests.
+pub async fn run(
+    config: ServeConfig,
+    loader: LocalLoader,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let server = start(config, loader).await?;
+    tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, "sluice listening");
+    let stop = server.stopper();
+    let wait = server.wait();
+    tokio::pin!(wait);
+    tokio::select! {
+        r = &mut wait => return r,
+        _ = shutdown => {
+            tracing::info!("shutting down, draining in-flight requests");
+            let _ = stop.send(true);
+        }
+    }
+    wait.await
+}

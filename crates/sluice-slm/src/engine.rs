@@ -1,0 +1,216 @@
+//! Loading a GGUF file with mistral.rs and running requests on it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use mistralrs::{
+    ChatCompletionChunkResponse, GgufModelBuilder, Model, RequestBuilder, Response, StopTokens,
+    TextMessageRole, TokenSource,
+};
+use sluice_policy::Role;
+use sluice_router::{Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest};
+use tokio::sync::mpsc;
+
+use crate::stats::StatsRecorder;
+
+/// Failure to load the model.
+#[derive(Debug, thiserror::Error)]
+pub enum SlmError {
+    #[error("model file {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("model path {path} has no file name")]
+    BadPath { path: PathBuf },
+    #[error("cannot load model {path}: {message}")]
+    Load { path: PathBuf, message: String },
+}
+
+/// A GGUF model loaded in-process on the CPU.
+pub struct SlmModel {
+    model: Arc<Model>,
+    id: String,
+}
+
+impl fmt::Debug for SlmModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlmModel").field("id", &self.id).finish()
+    }
+}
+
+impl SlmModel {
+    /// Load a GGUF file (tokenizer and chat template from its metadata). Never touches the network.
+    pub async fn load(path: &Path) -> Result<Self, SlmError> {
+        if !path.is_file() {
+            return Err(SlmError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let bad = || SlmError::BadPath {
+            path: path.to_path_buf(),
+        };
+        let file = path.file_name().and_then(|f| f.to_str()).ok_or_else(bad)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = dir.to_str().ok_or_else(bad)?.to_string();
+        let model = GgufModelBuilder::new(dir, vec![file.to_string()])
+            .with_token_source(TokenSource::None)
+            .with_force_cpu()
+            .build()
+            .await
+            .map_err(|e| SlmError::Load {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
+        let id = file
+            .strip_suffix(".gguf")
+            .unwrap_or(file)
+            .to_ascii_lowercase();
+        Ok(Self {
+            model: Arc::new(model),
+            id,
+        })
+    }
+}
+
+fn request(req: &LocalRequest, greedy: bool) -> RequestBuilder {
+    let mut b = RequestBuilder::new().set_sampler_max_len(req.max_tokens as usize);
+    for m in &req.messages {
+        let role = match m.role {
+            Role::System => TextMessageRole::System,
+            Role::User => TextMessageRole::User,
+            Role::Assistant => TextMessageRole::Assistant,
+        };
+        b = b.add_message(role, &m.content);
+    }
+    if !req.stop.is_empty() {
+        b = b.set_sampler_stop_toks(StopTokens::Seqs(req.stop.clone()));
+    }
+    if !greedy {
+        if let Some(t) = req.temperature.filter(|t| *t > 0.0) {
+            b = b.set_sampler_temperature(f64::from(t)).set_sampler_topk(0);
+            if let Some(p) = req.top_p {
+                b = b.set_sampler_topp(f64::from(p));
+            }
+        }
+    }
+    b
+}
+
+fn finish_reason(s: Option<&str>) -> FinishReason {
+    match s {
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    }
+}
+
+fn gen_err(e: impl fmt::Display) -> LocalError {
+    LocalError::Generation(e.to_string())
+}
+
+/// Forward mistral.rs responses of one request as `LocalEvent`s until it finishes.
+async fn pump(
+    model: Arc<Model>,
+    builder: RequestBuilder,
+    tx: mpsc::Sender<Result<LocalEvent, LocalError>>,
+) {
+    let mut stream = match model.stream_chat_request(builder).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(gen_err(e))).await;
+            return;
+        }
+    };
+    while let Some(resp) = stream.next().await {
+        let event = match resp {
+            Response::Chunk(ChatCompletionChunkResponse { choices, usage, .. }) => {
+                let Some(choice) = choices.first() else {
+                    continue;
+                };
+                if let Some(text) = choice.delta.content.as_ref().filter(|t| !t.is_empty()) {
+                    if tx.send(Ok(LocalEvent::Delta(text.clone()))).await.is_err() {
+                        return; // the caller went away; dropping the stream cancels the request
+                    }
+                }
+                match &choice.finish_reason {
+                    Some(reason) => {
+                        let (p, c) = usage
+                            .as_ref()
+                            .map(|u| (u.prompt_tokens as u32, u.completion_tokens as u32))
+                            .unwrap_or((0, 0));
+                        Ok(LocalEvent::Done {
+                            prompt_tokens: p,
+                            completion_tokens: c,
+                            finish: finish_reason(Some(reason)),
+                        })
+                    }
+                    None => continue,
+                }
+            }
+            Response::InternalError(e) | Response::ValidationError(e) => Err(gen_err(e)),
+            Response::ModelError(e, _) => Err(gen_err(e)),
+            other => Err(gen_err(format!("unexpected response {other:?}"))),
+        };
+        let _ = tx.send(event).await;
+        return;
+    }
+    let _ = tx
+        .send(Err(gen_err("stream ended without a finish reason")))
+        .await;
+}
+
+impl SlmModel {
+    fn spawn(&self, builder: RequestBuilder) -> mpsc::Receiver<Result<LocalEvent, LocalError>> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(pump(self.model.clone(), builder, tx));
+        rx
+    }
+}
+
+#[async_trait::async_trait]
+impl LocalModel for SlmModel {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    async fn draft(&self, req: LocalRequest) -> Result<Draft, LocalError> {
+        let recorder = StatsRecorder::new();
+        let builder = request(&req, true).add_logits_processor(Arc::new(recorder.clone()));
+        let mut rx = self.spawn(builder);
+        let mut pieces = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            match ev? {
+                LocalEvent::Delta(t) => pieces.push(t),
+                LocalEvent::Done {
+                    prompt_tokens,
+                    completion_tokens,
+                    finish,
+                } => {
+                    let mut tokens = recorder.take();
+                    // One processor call per sampled token; never report more than were kept.
+                    tokens.truncate(completion_tokens as usize);
+                    return Ok(Draft {
+                        text: pieces.concat(),
+                        pieces,
+                        prompt_tokens,
+                        completion_tokens,
+                        finish,
+                        tokens,
+                    });
+                }
+            }
+        }
+        Err(gen_err("generation ended without an answer"))
+    }
+
+    async fn stream(
+        &self,
+        req: LocalRequest,
+    ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError> {
+        let rx = self.spawn(request(&req, false));
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+}

@@ -1,0 +1,175 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+/// Longest error-body excerpt kept in [`UpstreamError::Status`], in characters.
+pub(crate) const MAX_BODY_CHARS: usize = 512;
+
+/// Why a call to a tier failed. Every variant but [`UpstreamError::Init`] names the tier.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The shared HTTP client could not be built.
+    #[error("expected a working http client, found an initialisation error: {message}")]
+    Init { message: String },
+
+    /// The tier names an environment variable for its key, and it is unset or empty.
+    #[error(
+        "tier {tier}: expected an api key in environment variable {env}, found it unset or empty"
+    )]
+    MissingApiKey { tier: String, env: String },
+
+    /// The request could not be built (for example, the base URL is not a URL).
+    #[error("tier {tier}: expected a valid request, found: {message}")]
+    Request { tier: String, message: String },
+
+    /// No connection could be made to the tier.
+    #[error("tier {tier}: expected to connect to the upstream, found: {message}")]
+    Connect { tier: String, message: String },
+
+    /// The connection broke after it was made (while sending, or reading the body).
+    #[error("tier {tier}: expected a complete exchange with the upstream, found: {message}")]
+    Transport { tier: String, message: String },
+
+    /// The tier's timeout elapsed (it bounds the whole call, retries included).
+    #[error("tier {tier}: expected an answer within {after:?}, found none in time")]
+    Timeout { tier: String, after: Duration },
+
+    /// The upstream answered with a non-2xx status.
+    #[error("tier {tier}: expected http status 2xx, found {status}: {body}")]
+    Status {
+        tier: String,
+        status: u16,
+        /// The response body, cut to about 512 characters.
+        body: String,
+    },
+
+    /// The upstream's answer is not what an OpenAI-compatible server sends.
+    #[error("tier {tier}: {message}")]
+    Decode { tier: String, message: String },
+}
+
+impl UpstreamError {
+    /// The tier the failed call went to; empty for [`UpstreamError::Init`].
+    pub fn tier(&self) -> &str {
+        match self {
+            UpstreamError::Init { .. } => "",
+            UpstreamError::MissingApiKey { tier, .. }
+            | UpstreamError::Request { tier, .. }
+            | UpstreamError::Connect { tier, .. }
+            | UpstreamError::Transport { tier, .. }
+            | UpstreamError::Timeout { tier, .. }
+            | UpstreamError::Status { tier, .. }
+            | UpstreamError::Decode { tier, .. } => tier,
+        }
+    }
+
+    /// Whether another attempt may succeed: connection failures, timeouts,
+    /// and statuses 408, 429 and 5xx. Other 4xx, bad keys and bad answers are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UpstreamError::Connect { .. }
+            | UpstreamError::Transport { .. }
+            | UpstreamError::Timeout { .. } => true,
+            UpstreamError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..=599).contains(status)
+            }
+            UpstreamError::Init { .. }
+            | UpstreamError::MissingApiKey { .. }
+            | UpstreamError::Request { .. }
+            | UpstreamError::Decode { .. } => false,
+        }
+    }
+
+    /// Maps a reqwest failure of sending a request or reading its body.
+    pub(crate) fn from_reqwest(tier: &str, err: &reqwest::Error) -> Self {
+        let tier = tier.to_owned();
+        let message = error_chain(err);
+        if err.is_builder() {
+            UpstreamError::Request { tier, message }
+        } else if err.is_connect() {
+            UpstreamError::Connect { tier, message }
+        } else {
+            UpstreamError::Transport { tier, message }
+        }
+    }
+}
+
+/// An error and its sources, joined with ": ", skipping repeats.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// The first `max` characters of `text`, with "…" when it was cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> UpstreamError {
+        UpstreamError::Status {
+            tier: "t".into(),
+            status: code,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for code in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(status(code).is_retryable(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 409, 422] {
+            assert!(!status(code).is_retryable(), "{code}");
+        }
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        let connect = UpstreamError::Connect {
+            tier: "t".into(),
+            message: "refused".into(),
+        };
+        let decode = UpstreamError::Decode {
+            tier: "t".into(),
+            message: "bad".into(),
+        };
+        assert!(connect.is_retryable());
+        assert!(!decode.is_retryable());
+        assert_eq!(decode.tier(), "t");
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("", 3), "");
+    }
+
+    #[test]
+    fn messages_name_the_tier() {
+        let err = UpstreamError::Timeout {
+            tier: "big".into(),
+            after: Duration::from_millis(250),
+        };
+        assert_eq!(
+            err.to_string(),
+            "tier big: expected an answer within 250ms, found none in time"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The model `serve` loads unless told otherwise; `scripts/fetch-model` puts it there.
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "LLM cost-cutting gateway: answers easy requests with an in-process small model, escalates hard ones")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (Router, Admin, health, reflection) and admin HTTP (/metrics, /healthz, /readyz).
+    Serve {
+        /// Policy file, or a directory of policy files.
+        #[arg(long, env = "SLUICE_POLICY", default_value = "policies/default.yaml")]
+        policy: PathBuf,
+        /// gRPC listen address.
+        #[arg(long, env = "SLUICE_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+        grpc_listen: String,
+        /// Admin HTTP listen address.
+        #[arg(long, env = "SLUICE_ADMIN_LISTEN", default_value = "127.0.0.1:9464")]
+        admin_listen: String,
+        /// GGUF file of the local model.
+        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+    },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policy files or directories; exits non-zero on the first invalid one.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}

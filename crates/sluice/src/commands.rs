@@ -1,0 +1,122 @@
+//! What each command does.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use futures::FutureExt;
+use sluice_policy::PolicySet;
+use sluice_router::LocalModel;
+use sluice_server::serve::{LocalLoader, ServeConfig};
+use sluice_slm::SlmModel;
+
+use crate::cli::{Cli, Command, PolicyCommand};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            policy,
+            grpc_listen,
+            admin_listen,
+            model,
+        } => serve(
+            ServeConfig {
+                policy,
+                grpc_listen,
+                admin_listen,
+            },
+            model,
+        ),
+        Command::Policy {
+            command: PolicyCommand::Check { paths },
+        } => policy_check(&paths),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(config: ServeConfig, model: PathBuf) -> anyhow::Result<ExitCode> {
+    init_logging();
+    // Fail before binding anything when the model is missing: it is the commonest set-up slip.
+    if !model.is_file() {
+        bail!(
+            "model file {} does not exist; fetch the default model with `scripts/fetch-model`, \
+             or pass --model PATH (env SLUICE_MODEL) to a GGUF file",
+            model.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        sluice_server::run(config, loader(model), shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn loader(path: PathBuf) -> LocalLoader {
+    Box::new(move || {
+        async move {
+            tracing::info!(path = %path.display(), "loading the local model");
+            SlmModel::load(&path)
+                .await
+                .map(|m| Arc::new(m) as Arc<dyn LocalModel>)
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn policy_check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for path in paths {
+        match check_one(path) {
+            Ok(names) => println!("ok: {} ({})", path.display(), names.join(", ")),
+            Err(e) => {
+                eprintln!("invalid: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check_one(path: &Path) -> Result<Vec<String>, sluice_policy::PolicyError> {
+    PolicySet::load(path).map(|s| s.names())
+}

@@ -1,0 +1,21 @@
+//! The `sluice` command line: `serve` and `policy check`.
+
+mod cli;
+mod commands;
+
+pub use cli::{Cli, Command};
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parse the command line, run the command, report errors on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `sluice` command; everything it does lives in the library.
+
+fn main() -> std::process::ExitCode {
+    sluice::main()
+}
