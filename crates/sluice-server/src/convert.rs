@@ -20,7 +20,9 @@ fn role(value: i32, field: &str) -> Result<Role, GatewayError> {
         )),
         Err(_) => Err(GatewayError::invalid(
             field,
-            format!("expected ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT, found unknown value {value}"),
+            format!(
+                "expected ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT, found unknown value {value}"
+            ),
         )),
     }
 }

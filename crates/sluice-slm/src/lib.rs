@@ -5,4 +5,4 @@ mod engine;
 mod stats;
 
 pub use engine::{SlmError, SlmModel};
-pub use stats::{step_stats, StepStats, StatsRecorder};
+pub use stats::{step_stats, StatsRecorder, StepStats};

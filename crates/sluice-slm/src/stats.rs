@@ -117,18 +117,27 @@ mod tests {
             vec![1.0, 2.0, 3.0],
             vec![-50.0, 80.0, 79.5, 0.0],
             vec![0.0; 49_152],
-            (0..49_152).map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 10.0).collect(),
+            (0..49_152)
+                .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 10.0)
+                .collect(),
             vec![1e4, -1e4, f32::NEG_INFINITY],
         ];
         for logits in cases {
             let lp = full_log_softmax(&logits);
-            assert!(lp.iter().all(|&l| l <= 0.0), "a log-probability is positive");
+            assert!(
+                lp.iter().all(|&l| l <= 0.0),
+                "a log-probability is positive"
+            );
             let total: f64 = lp.iter().map(|l| l.exp()).sum();
             assert!((total - 1.0).abs() < 1e-9, "probabilities sum to {total}");
             let s = step_stats(&logits).unwrap();
             assert!(s.max_logprob <= 0.0);
             assert!(s.entropy >= 0.0);
-            let h: f64 = -lp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>();
+            let h: f64 = -lp
+                .iter()
+                .filter(|l| l.is_finite())
+                .map(|l| l.exp() * l)
+                .sum::<f64>();
             assert!((h - s.entropy).abs() < 1e-6, "entropy {h} vs {}", s.entropy);
         }
     }

@@ -63,6 +63,22 @@ impl UpstreamError {
         }
     }
 
+    /// A short, fixed label for metrics: `config`, `connect`, `timeout`, `status_429`,
+    /// `status_4xx`, `status_5xx` or `decode`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Init { .. }
+            | UpstreamError::MissingApiKey { .. }
+            | UpstreamError::Request { .. } => "config",
+            UpstreamError::Connect { .. } | UpstreamError::Transport { .. } => "connect",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Status { status: 429, .. } => "status_429",
+            UpstreamError::Status { status, .. } if *status < 500 => "status_4xx",
+            UpstreamError::Status { .. } => "status_5xx",
+            UpstreamError::Decode { .. } => "decode",
+        }
+    }
+
     /// Whether another attempt may succeed: connection failures, timeouts,
     /// and statuses 408, 429 and 5xx. Other 4xx, bad keys and bad answers are final.
     pub fn is_retryable(&self) -> bool {

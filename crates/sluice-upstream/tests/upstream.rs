@@ -1,5 +1,8 @@
 //! Integration tests of the upstream client against the in-process mock server.
 
+// Helpers outside `#[test]` functions fail loudly too.
+#![allow(clippy::unwrap_used)]
+
 #[path = "upstream/chat.rs"]
 mod chat;
 #[path = "upstream/stream.rs"]

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "LLM cost-cutting gateway: answers easy requests with an in-process small model, escalates hard ones")]
+#[command(
+    name = "sluice",
+    version,
+    about = "LLM cost-cutting gateway: answers easy requests with an in-process small model, escalates hard ones"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -145,7 +145,8 @@ impl Gateway {
                         .await;
                 };
                 let pieces = d.pieces.clone();
-                let meta = self.local_meta(&policy, input, info, &LocalAnswer::from(d), true, timings);
+                let meta =
+                    self.local_meta(&policy, input, info, &LocalAnswer::from(d), true, timings);
                 for piece in pieces {
                     out.delta(piece).await?;
                 }
@@ -234,6 +235,8 @@ impl Gateway {
                 }
             }
         }
-        Err(out.cut("the local model stopped without finishing the answer").into())
+        Err(out
+            .cut("the local model stopped without finishing the answer")
+            .into())
     }
 }

@@ -91,13 +91,7 @@ async fn server_errors_are_retried_then_reported() {
     assert_eq!((name.as_str(), *status), ("large", 500));
     assert!(body.contains("mock upstream failure"), "{body}");
     assert!(err.is_retryable());
-    let requests = mock.requests();
-    assert_eq!(requests.len(), 3);
-    assert!(
-        requests.iter().all(|r| r.peer == requests[0].peer),
-        "expected one kept-alive connection, found peers {:?}",
-        requests.iter().map(|r| r.peer).collect::<Vec<_>>()
-    );
+    assert_eq!(mock.requests().len(), 3);
 }
 
 #[tokio::test]
