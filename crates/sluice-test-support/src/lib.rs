@@ -1,7 +1,10 @@
 //! Test support for Sluice: an in-process mock of an OpenAI-compatible large-model
-//! server, and helpers for "upstream down" tests.
+//! server, a fake local model, and helpers for "upstream down" tests.
 
+mod fake_local;
 mod mock_upstream;
+
+pub use fake_local::FakeLocal;
 
 pub use mock_upstream::{MockBehavior, MockConfig, MockUpstream, RecordedRequest};
 
