@@ -1,6 +1,9 @@
 //! End-to-end: the real `sluice` binary with the real model, called over gRPC, with an
 //! in-process mock OpenAI-compatible upstream standing in for the large model.
 
+// Helpers outside #[test] functions may fail loudly too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::time::Duration;

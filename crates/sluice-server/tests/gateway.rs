@@ -2,6 +2,9 @@
 //! OpenAI-compatible upstream: routing, escalation, fallbacks, streaming, health, reload,
 //! metrics and draining on shutdown.
 
+// Helpers outside #[test] functions may fail loudly too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
