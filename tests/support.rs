@@ -163,7 +163,7 @@ impl Server {
                 })
                 .await
                 .map(|r| r.into_inner().status());
-            if status == Ok(ServingStatus::Serving) {
+            if matches!(status, Ok(ServingStatus::Serving)) {
                 return;
             }
             assert!(

@@ -1,1 +1,1 @@
-//! sluice-cache
+//! Response and score caches (moka). Not built yet: today every request is scored and answered anew.

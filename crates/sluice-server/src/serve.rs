@@ -119,14 +119,18 @@ pub async fn start(config: ServeConfig, loader: LocalLoader) -> Result<RunningSe
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sluice_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Serve {
-            what: "reflection",
-            message: e.to_string(),
-        })?;
+    // Both reflection versions: grpcurl before 1.9 and many other tools speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(sluice_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_error = |e: tonic_reflection::server::Error| ServeError::Serve {
+        what: "reflection",
+        message: e.to_string(),
+    };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -140,7 +144,8 @@ pub async fn start(config: ServeConfig, loader: LocalLoader) -> Result<RunningSe
         // Answers are small and latency matters more than packet count.
         .tcp_nodelay(true)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(RouterServer::new(RouterService::new(gw.clone())))
         .add_service(AdminServer::new(AdminService::new(gw.clone())))
         .serve_with_incoming_shutdown(

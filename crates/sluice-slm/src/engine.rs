@@ -152,7 +152,9 @@ async fn pump(
             }
             Response::InternalError(e) | Response::ValidationError(e) => Err(gen_err(e)),
             Response::ModelError(e, _) => Err(gen_err(e)),
-            other => Err(gen_err(format!("unexpected response {other:?}"))),
+            _ => Err(gen_err(
+                "the model engine sent a response of an unexpected kind",
+            )),
         };
         let _ = tx.send(event).await;
         return;
