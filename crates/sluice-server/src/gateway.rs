@@ -131,12 +131,42 @@ fn local_request(policy: &Policy, input: &ChatInput) -> LocalRequest {
 }
 
 fn upstream_request(input: &ChatInput) -> UpstreamRequest {
-    UpstreamRequest {
-        messages: input.messages.clone(),
-        max_tokens: input.params.max_tokens,
-        temperature: input.params.temperature,
-        top_p: input.params.top_p,
-        stop: input.params.stop.clone(),
+    UpstreamRequest::new(input.messages.clone(), &input.params)
+}
+
+/// How a tier finished its answer.
+struct RemoteFinish {
+    model: String,
+    finish_reason: String,
+    usage: sluice_upstream::Usage,
+    cost_usd: f64,
+}
+
+/// The metadata of an answer from a tier.
+fn remote_meta(
+    input: &ChatInput,
+    decision: DecisionInfo,
+    tier: &str,
+    done: RemoteFinish,
+    timings: Timings,
+) -> AnswerMeta {
+    AnswerMeta {
+        request_id: input.request_id.clone(),
+        finish_reason: done.finish_reason,
+        route: RouteInfo {
+            kind: RouteKind::Remote,
+            tier: Some(tier.to_string()),
+            model: done.model,
+            fallback: false,
+        },
+        decision,
+        usage: UsageInfo {
+            prompt_tokens: done.usage.prompt_tokens,
+            completion_tokens: done.usage.completion_tokens,
+            cost_usd: done.cost_usd,
+            cost_avoided_usd: 0.0,
+        },
+        timings,
     }
 }
 

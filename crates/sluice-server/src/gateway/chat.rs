@@ -10,8 +10,9 @@ use sluice_router::{
 };
 
 use super::{
-    cost_avoided, local_request, ms, validate, AnswerMeta, ChatInput, ChatOutput, DecisionInfo,
-    Gateway, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings, UsageInfo,
+    cost_avoided, local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, ChatOutput,
+    DecisionInfo, Gateway, RemoteFinish, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings,
+    UsageInfo,
 };
 use crate::error::GatewayError;
 
@@ -21,6 +22,16 @@ pub(super) struct Scored {
     pub decision: Decision,
     pub info: DecisionInfo,
     pub score_ms: f64,
+}
+
+/// How a request starts, before any tier is called.
+pub(super) enum Start {
+    /// Scored at or above the threshold: the draft is the answer.
+    Confident(Scored),
+    /// The caller asked for the local model.
+    HintLocal(DecisionInfo),
+    /// Go to the tiers; the draft, if any, is the fallback.
+    Escalate(DecisionInfo, Option<Draft>),
 }
 
 /// A local answer, however it was produced.
@@ -75,47 +86,30 @@ impl Gateway {
         validate(input)?;
         let policy = self.policy(&input.policy)?;
         let mut timings = Timings::default();
-        let (info, draft) = match input.hint {
-            RouteHint::Local => (unscored(&policy, Reason::HintLocal), None),
-            RouteHint::Remote => (unscored(&policy, Reason::HintRemote), None),
-            RouteHint::Auto => {
-                let s = self.score_input(&policy, input).await?;
-                timings.score_ms = s.score_ms;
-                if s.decision.route == RouteChoice::Local {
-                    let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
-                    return Ok(finish(s.draft.text, meta, started));
-                }
-                (s.info, Some(s.draft))
+        let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
+            Start::Confident(s) => {
+                let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
+                return Ok(finish(s.draft.text, meta, started));
             }
+            Start::HintLocal(info) => {
+                let t = Instant::now();
+                let answer = self.generate_local(&policy, input).await?;
+                timings.local_ms = ms(t.elapsed());
+                let meta = self.local_meta(&policy, input, info, &answer, false, timings);
+                return Ok(finish(answer.text, meta, started));
+            }
+            Start::Escalate(info, draft) => (info, draft),
         };
-        if input.hint == RouteHint::Local {
-            let t = Instant::now();
-            let answer = self.generate_local(&policy, input).await?;
-            timings.local_ms = ms(t.elapsed());
-            let meta = self.local_meta(&policy, input, info, &answer, false, timings);
-            return Ok(finish(answer.text, meta, started));
-        }
         match self.escalate(&policy, input).await {
             Ok((c, tier, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
-                let meta = AnswerMeta {
-                    request_id: input.request_id.clone(),
+                let done = RemoteFinish {
+                    model: c.model,
                     finish_reason: c.finish_reason,
-                    route: RouteInfo {
-                        kind: RouteKind::Remote,
-                        tier: Some(tier.name),
-                        model: c.model,
-                        fallback: false,
-                    },
-                    decision: info,
-                    usage: UsageInfo {
-                        prompt_tokens: c.usage.prompt_tokens,
-                        completion_tokens: c.usage.completion_tokens,
-                        cost_usd: c.cost_usd,
-                        cost_avoided_usd: 0.0,
-                    },
-                    timings,
+                    usage: c.usage,
+                    cost_usd: c.cost_usd,
                 };
+                let meta = remote_meta(input, info, &tier.name, done, timings);
                 Ok(finish(c.content, meta, started))
             }
             Err((failure, upstream_ms)) => {
@@ -136,6 +130,29 @@ impl Gateway {
                 Ok(finish(answer.text, meta, started))
             }
         }
+    }
+
+    /// Where a request starts: a confident draft, a local generation the caller asked for, or
+    /// the tier chain (with the draft, when one was made, kept for a fallback).
+    pub(super) async fn begin(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+        timings: &mut Timings,
+    ) -> Result<Start, GatewayError> {
+        Ok(match input.hint {
+            RouteHint::Local => Start::HintLocal(unscored(policy, Reason::HintLocal)),
+            RouteHint::Remote => Start::Escalate(unscored(policy, Reason::HintRemote), None),
+            RouteHint::Auto => {
+                let s = self.score_input(policy, input).await?;
+                timings.score_ms = s.score_ms;
+                if s.decision.route == RouteChoice::Local {
+                    Start::Confident(s)
+                } else {
+                    Start::Escalate(s.info, Some(s.draft))
+                }
+            }
+        })
     }
 
     /// Dry run: what `Chat` would do, calling no tier.

@@ -9,14 +9,14 @@ use std::time::Instant;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy};
-use sluice_router::{LocalEvent, Reason, RouteChoice};
+use sluice_router::LocalEvent;
 use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
 
-use super::chat::{unscored, LocalAnswer};
+use super::chat::{LocalAnswer, Start};
 use super::{
-    local_request, ms, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway, RouteHint,
-    RouteInfo, RouteKind, StreamItem, Timings, UsageInfo,
+    local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway,
+    RemoteFinish, StreamItem, Timings,
 };
 use crate::error::GatewayError;
 
@@ -110,26 +110,20 @@ impl Gateway {
         validate(input)?;
         let policy = self.policy(&input.policy)?;
         let mut timings = Timings::default();
-        let (info, draft) = match input.hint {
-            RouteHint::Local => {
-                let info = unscored(&policy, Reason::HintLocal);
+        let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
+            Start::Confident(s) => {
+                let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
+                for piece in s.draft.pieces {
+                    out.delta(piece).await?;
+                }
+                return out.end(meta).await;
+            }
+            Start::HintLocal(info) => {
                 return self
                     .stream_local(&policy, input, info, false, timings, out)
                     .await;
             }
-            RouteHint::Remote => (unscored(&policy, Reason::HintRemote), None),
-            RouteHint::Auto => {
-                let s = self.score_input(&policy, input).await?;
-                timings.score_ms = s.score_ms;
-                if s.decision.route == RouteChoice::Local {
-                    let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
-                    for piece in s.draft.pieces {
-                        out.delta(piece).await?;
-                    }
-                    return out.end(meta).await;
-                }
-                (s.info, Some(s.draft))
-            }
+            Start::Escalate(info, draft) => (info, draft),
         };
         let t = Instant::now();
         let (open, tier) = match self.open_stream(&policy, input).await {
@@ -164,25 +158,13 @@ impl Gateway {
                     cost_usd,
                 }) => {
                     timings.upstream_ms = ms(t.elapsed());
-                    let usage = usage.unwrap_or_default();
-                    let meta = AnswerMeta {
-                        request_id: input.request_id.clone(),
+                    let done = RemoteFinish {
+                        model,
                         finish_reason,
-                        route: RouteInfo {
-                            kind: RouteKind::Remote,
-                            tier: Some(tier.name.clone()),
-                            model,
-                            fallback: false,
-                        },
-                        decision: info,
-                        usage: UsageInfo {
-                            prompt_tokens: usage.prompt_tokens,
-                            completion_tokens: usage.completion_tokens,
-                            cost_usd,
-                            cost_avoided_usd: 0.0,
-                        },
-                        timings,
+                        usage: usage.unwrap_or_default(),
+                        cost_usd,
                     };
+                    let meta = remote_meta(input, info, &tier.name, done, timings);
                     return out.end(meta).await;
                 }
                 Err(e) => return Err(out.cut(e).into()),
