@@ -98,6 +98,15 @@ impl Harness {
         pb::router_client::RouterClient::new(c)
     }
 
+    /// One `default` policy.
+    async fn single(yaml: String, local: FakeLocal) -> Harness {
+        Harness::start(&[("default.yaml", yaml)], loader_of(local)).await
+    }
+
+    async fn chat(&self, req: pb::ChatRequest) -> pb::ChatResponse {
+        self.router().await.chat(req).await.unwrap().into_inner()
+    }
+
     async fn http_get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(self.server.admin_addr)
@@ -136,21 +145,14 @@ const UNSURE: f32 = -4.0;
 async fn confident_draft_is_the_local_answer() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let local = FakeLocal::new("Paris is the capital.", SURE);
-    let h = Harness::start(
-        &[(
-            "default.yaml",
-            policy_yaml("default", &[("large", &mock.base_url())], "local"),
-        )],
-        loader_of(local.clone()),
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "local"),
+        local.clone(),
     )
     .await;
     let resp = h
-        .router()
-        .await
         .chat(ask("Capital of France?", pb::RouteHint::Auto, ""))
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     let route = resp.route.unwrap();
     assert_eq!(route.kind(), pb::RouteKind::Local);
     assert_eq!(route.model, "fake-local");
@@ -177,21 +179,12 @@ async fn confident_draft_is_the_local_answer() {
 #[tokio::test]
 async fn unsure_draft_escalates_and_is_priced() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
-    let h = Harness::start(
-        &[(
-            "default.yaml",
-            policy_yaml("default", &[("large", &mock.base_url())], "local"),
-        )],
-        loader_of(FakeLocal::new("I think maybe 17", UNSURE)),
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "local"),
+        FakeLocal::new("I think maybe 17", UNSURE),
     )
     .await;
-    let resp = h
-        .router()
-        .await
-        .chat(ask("17 * 389?", pb::RouteHint::Auto, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = h.chat(ask("17 * 389?", pb::RouteHint::Auto, "")).await;
     let route = resp.route.unwrap();
     assert_eq!(route.kind(), pb::RouteKind::Remote);
     assert_eq!(route.tier, "large");
@@ -225,25 +218,16 @@ async fn failing_tier_falls_through_to_the_next() {
     })
     .await
     .unwrap();
-    let h = Harness::start(
-        &[(
-            "default.yaml",
-            policy_yaml(
-                "default",
-                &[("first", &broken.base_url()), ("second", &good.base_url())],
-                "error",
-            ),
-        )],
-        loader_of(FakeLocal::new("x", UNSURE)),
+    let h = Harness::single(
+        policy_yaml(
+            "default",
+            &[("first", &broken.base_url()), ("second", &good.base_url())],
+            "error",
+        ),
+        FakeLocal::new("x", UNSURE),
     )
     .await;
-    let resp = h
-        .router()
-        .await
-        .chat(ask("hard", pb::RouteHint::Remote, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = h.chat(ask("hard", pb::RouteHint::Remote, "")).await;
     assert_eq!(resp.route.unwrap().tier, "second");
     assert_eq!(broken.requests().len(), 1);
     let (_, text) = h.http_get("/metrics").await;
@@ -311,12 +295,9 @@ async fn upstream_down_falls_back_to_the_draft_or_fails_as_told() {
 #[tokio::test]
 async fn streams_deliver_chunks_then_metadata() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
-    let h = Harness::start(
-        &[(
-            "default.yaml",
-            policy_yaml("default", &[("large", &mock.base_url())], "error"),
-        )],
-        loader_of(FakeLocal::new("one two three four", SURE)),
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "error"),
+        FakeLocal::new("one two three four", SURE),
     )
     .await;
     let mut router = h.router().await;
@@ -358,9 +339,9 @@ async fn streams_deliver_chunks_then_metadata() {
 
 #[tokio::test]
 async fn bad_requests_name_the_field() {
-    let h = Harness::start(
-        &[("default.yaml", policy_yaml("default", &[], "local"))],
-        loader_of(FakeLocal::new("x", SURE)),
+    let h = Harness::single(
+        policy_yaml("default", &[], "local"),
+        FakeLocal::new("x", SURE),
     )
     .await;
     let mut router = h.router().await;
@@ -397,18 +378,12 @@ async fn bad_requests_name_the_field() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     // no tier at all: a low score stays local, and says why
-    let h2 = Harness::start(
-        &[("default.yaml", policy_yaml("default", &[], "local"))],
-        loader_of(FakeLocal::new("x", UNSURE)),
+    let h2 = Harness::single(
+        policy_yaml("default", &[], "local"),
+        FakeLocal::new("x", UNSURE),
     )
     .await;
-    let resp = h2
-        .router()
-        .await
-        .chat(ask("hi", pb::RouteHint::Auto, ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = h2.chat(ask("hi", pb::RouteHint::Auto, "")).await;
     assert_eq!(resp.decision.unwrap().reason, "no_tier");
     assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Local);
 }
@@ -491,9 +466,9 @@ async fn a_model_that_fails_to_load_stops_the_server() {
 
 #[tokio::test]
 async fn reload_rejects_a_bad_file_and_keeps_the_running_policy() {
-    let h = Harness::start(
-        &[("default.yaml", policy_yaml("default", &[], "local"))],
-        loader_of(FakeLocal::new("x", SURE)),
+    let h = Harness::single(
+        policy_yaml("default", &[], "local"),
+        FakeLocal::new("x", SURE),
     )
     .await;
     let mut admin = pb::admin_client::AdminClient::new(h.channel().await);
@@ -557,12 +532,9 @@ async fn shutdown_drains_requests_in_flight() {
     })
     .await
     .unwrap();
-    let h = Harness::start(
-        &[(
-            "default.yaml",
-            policy_yaml("default", &[("large", &mock.base_url())], "error"),
-        )],
-        loader_of(FakeLocal::new("x", SURE)),
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "error"),
+        FakeLocal::new("x", SURE),
     )
     .await;
     let mut router = h.router().await;
