@@ -3,12 +3,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sluice_policy::PolicyError;
 use sluice_proto::v1::admin_server::AdminServer;
 use sluice_proto::v1::router_server::{RouterServer, SERVICE_NAME};
 use sluice_router::LocalModel;
@@ -23,11 +21,9 @@ use crate::gateway::{Gateway, PolicyStore};
 use crate::grpc::{AdminService, RouterService};
 use crate::metrics::Metrics;
 
-/// Where to listen and what to load.
+/// Where to listen.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// A policy file, or a directory of them.
-    pub policy: PathBuf,
     pub grpc_listen: String,
     pub admin_listen: String,
 }
@@ -39,8 +35,6 @@ pub type LocalLoader =
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    Policy(#[from] PolicyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -97,8 +91,11 @@ async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
 }
 
 /// Bind both listeners and start serving; the model loads in the background.
-pub async fn start(config: ServeConfig, loader: LocalLoader) -> Result<RunningServer, ServeError> {
-    let policies = PolicyStore::load(&config.policy)?;
+pub async fn start(
+    config: ServeConfig,
+    policies: PolicyStore,
+    loader: LocalLoader,
+) -> Result<RunningServer, ServeError> {
     let upstream = UpstreamClient::new().map_err(|e| ServeError::Upstream(e.to_string()))?;
     let gw = Gateway::new(policies, upstream, Arc::new(Metrics::new()));
     let grpc_listener = bind(&config.grpc_listen).await?;
@@ -230,10 +227,11 @@ fn serve_error(what: &'static str, e: impl std::fmt::Display) -> ServeError {
 /// Serve until `shutdown` resolves, then drain in-flight requests.
 pub async fn run(
     config: ServeConfig,
+    policies: PolicyStore,
     loader: LocalLoader,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let server = start(config, loader).await?;
+    let server = start(config, policies, loader).await?;
     tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, "sluice listening");
     let stop = server.stopper();
     let wait = server.wait();

@@ -13,6 +13,7 @@ use futures::FutureExt;
 use sluice_proto::v1 as pb;
 use sluice_router::LocalModel;
 use sluice_server::serve::{start, LocalLoader, RunningServer, ServeConfig};
+use sluice_server::PolicyStore;
 use sluice_test_support::{unused_local_addr, FakeLocal, MockBehavior, MockConfig, MockUpstream};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -67,10 +68,10 @@ impl Harness {
         }
         let server = start(
             ServeConfig {
-                policy: dir.clone(),
                 grpc_listen: "127.0.0.1:0".into(),
                 admin_listen: "127.0.0.1:0".into(),
             },
+            PolicyStore::load(&dir).unwrap(),
             loader,
         )
         .await

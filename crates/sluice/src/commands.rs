@@ -9,6 +9,7 @@ use futures::FutureExt;
 use sluice_policy::PolicySet;
 use sluice_router::LocalModel;
 use sluice_server::serve::{LocalLoader, ServeConfig};
+use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
 
 use crate::cli::{Cli, Command, PolicyCommand};
@@ -21,8 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_listen,
             model,
         } => serve(
+            &policy,
             ServeConfig {
-                policy,
                 grpc_listen,
                 admin_listen,
             },
@@ -44,9 +45,10 @@ fn init_logging() {
         .init();
 }
 
-fn serve(config: ServeConfig, model: PathBuf) -> anyhow::Result<ExitCode> {
+fn serve(policy: &Path, config: ServeConfig, model: PathBuf) -> anyhow::Result<ExitCode> {
     init_logging();
-    // Fail before binding anything when the model is missing: it is the commonest set-up slip.
+    // Fail before binding anything on a bad policy or a missing model (the commonest set-up slip).
+    let policies = PolicyStore::load(policy)?;
     if !model.is_file() {
         bail!(
             "model file {} does not exist; fetch the default model with `scripts/fetch-model`, \
@@ -59,7 +61,7 @@ fn serve(config: ServeConfig, model: PathBuf) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        sluice_server::run(config, loader(model), shutdown_signal())
+        sluice_server::run(config, policies, loader(model), shutdown_signal())
             .await
             .map_err(anyhow::Error::from)
     })?;
