@@ -57,6 +57,27 @@ fn request_id(id: String) -> String {
     }
 }
 
+/// The caller's deadline from a `grpc-timeout` header value (`<1-8 digits><H|M|S|m|u|n>`);
+/// `None` when absent or malformed (tonic rejects malformed values before we see them).
+pub fn grpc_timeout(value: Option<&str>) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let v = value?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// A fresh request id: time-ordered, unique within the process.
 pub fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +114,7 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
             params: params(r.params),
             hint,
             request_id: request_id(r.request_id),
+            deadline: None,
         })
     }
 }
@@ -108,6 +130,7 @@ impl TryFrom<pb::ScoreRequest> for ChatInput {
             params: params(r.params),
             hint: RouteHint::Auto,
             request_id: new_request_id(),
+            deadline: None,
         })
     }
 }
@@ -230,6 +253,21 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("messages[1].role:"), "{text}");
         assert!(text.contains("ROLE_UNSPECIFIED"), "{text}");
+    }
+
+    #[test]
+    fn grpc_timeout_values() {
+        use std::time::Duration;
+        assert_eq!(grpc_timeout(Some("250m")), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout(Some("3S")), Some(Duration::from_secs(3)));
+        assert_eq!(grpc_timeout(Some("2M")), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout(Some("1H")), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout(Some("7u")), Some(Duration::from_micros(7)));
+        assert_eq!(grpc_timeout(Some("9n")), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "12", "1x", "-1S", "123456789S", "1.5S"] {
+            assert_eq!(grpc_timeout(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(grpc_timeout(None), None);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum GatewayError {
     /// Every tier failed and the policy says not to fall back to the local model.
     #[error("escalation failed: {0}")]
     Upstream(String),
+    /// The caller's deadline passed before any tier answered.
+    #[error("deadline exceeded while escalating: {0}")]
+    DeadlineExceeded(String),
     #[error("the local model is still loading")]
     NotReady,
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl GatewayError {
             GatewayError::UnknownPolicy { .. } => (Code::NotFound, 404),
             GatewayError::Upstream(_) => (Code::Unavailable, 502),
             GatewayError::NotReady => (Code::Unavailable, 503),
+            GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, 504),
             GatewayError::Local(_) => (Code::Internal, 500),
             GatewayError::StreamCut { .. } => (Code::Aborted, 502),
             GatewayError::Reload(_) => (Code::FailedPrecondition, 422),
@@ -68,6 +72,7 @@ impl GatewayError {
             GatewayError::UnknownPolicy { .. } => "unknown_policy",
             GatewayError::Upstream(_) => "upstream",
             GatewayError::NotReady => "not_ready",
+            GatewayError::DeadlineExceeded(_) => "deadline",
             GatewayError::Local(_) => "local",
             GatewayError::StreamCut { .. } => "stream_cut",
             GatewayError::Reload(_) => "reload",

@@ -9,7 +9,7 @@ use sluice_proto::v1::admin_server::Admin;
 use sluice_proto::v1::router_server::Router;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{chat_response, final_chunk, score_response};
+use crate::convert::{chat_response, final_chunk, grpc_timeout, score_response};
 use crate::error::GatewayError;
 use crate::gateway::types::{ChatInput, StreamItem};
 use crate::gateway::Gateway;
@@ -27,6 +27,24 @@ impl RouterService {
     }
 }
 
+/// Convert a request, carrying the caller's deadline along.
+fn chat_input(request: Request<pb::ChatRequest>) -> Result<ChatInput, GatewayError> {
+    let timeout = grpc_timeout(
+        request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut input = ChatInput::try_from(request.into_inner())?;
+    // Stop escalating a little before the caller gives up, to leave time for the fallback
+    // answer or a clear error to reach it.
+    input.deadline = timeout.map(|t| {
+        let headroom = (t / 10).min(std::time::Duration::from_millis(100));
+        std::time::Instant::now() + t - headroom
+    });
+    Ok(input)
+}
+
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ChatChunk, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -35,7 +53,7 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let input = ChatInput::try_from(request.into_inner())?;
+        let input = chat_input(request)?;
         let out = self.gw.chat(input).await?;
         Ok(Response::new(chat_response(out.text, out.meta)))
     }
@@ -46,7 +64,7 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
-        let input = ChatInput::try_from(request.into_inner())?;
+        let input = chat_input(request)?;
         let request_id = input.request_id.clone();
         let mut items = self.gw.chat_stream(input);
         // Errors that come before any text fail the call itself, so clients see a plain status.

@@ -552,3 +552,46 @@ async fn shutdown_drains_requests_in_flight() {
         pb::RouteKind::Remote
     );
 }
+
+#[tokio::test]
+async fn the_callers_deadline_bounds_escalation() {
+    let mock = MockUpstream::start(MockConfig {
+        behavior: MockBehavior::Delay(Duration::from_secs(3)),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let h = Harness::start(
+        &[
+            (
+                "default.yaml",
+                policy_yaml("default", &[("slow", &mock.base_url())], "local"),
+            ),
+            (
+                "strict.yaml",
+                policy_yaml("strict", &[("slow", &mock.base_url())], "error"),
+            ),
+        ],
+        loader_of(FakeLocal::new("draft answer", UNSURE)),
+    )
+    .await;
+    let mut router = h.router().await;
+    let timed = |policy: &str| {
+        let mut r = tonic::Request::new(ask("hard", pb::RouteHint::Auto, policy));
+        r.set_timeout(Duration::from_millis(500));
+        r
+    };
+    let started = std::time::Instant::now();
+    let resp = router.chat(timed("")).await.unwrap().into_inner();
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let route = resp.route.unwrap();
+    assert!(
+        route.fallback,
+        "the draft answers when the deadline cuts the tier short"
+    );
+    assert_eq!(resp.message.unwrap().content, "draft answer");
+
+    let err = router.chat(timed("strict")).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("slow"), "{}", err.message());
+}

@@ -114,8 +114,12 @@ impl Gateway {
             }
             Err((failure, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
-                if policy.on_upstream_failure == OnUpstreamFailure::Error {
-                    return Err(GatewayError::Upstream(failure.message()));
+                // No fallback when the policy says so, or when there is no draft to fall back
+                // on and the caller's deadline leaves no time to generate one.
+                if policy.on_upstream_failure == OnUpstreamFailure::Error
+                    || (failure.deadline_passed && draft.is_none())
+                {
+                    return Err(failure.into_error());
                 }
                 let answer: LocalAnswer = match draft {
                     Some(d) => d.into(),

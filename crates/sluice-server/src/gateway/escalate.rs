@@ -7,11 +7,25 @@ use sluice_policy::{Policy, Tier};
 use sluice_upstream::{Completion, StreamEvent, UpstreamError};
 
 use super::{upstream_request, ChatInput, Gateway};
+use crate::error::GatewayError;
+
+/// Run `fut` until the caller's deadline, if there is one.
+async fn by_deadline<T>(
+    deadline: Option<Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d.into(), fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
 
 /// Every tier of the chain failed (or there is none); one line per tier.
 #[derive(Debug, Default)]
 pub(super) struct ChainFailure {
     pub errors: Vec<String>,
+    /// The caller's deadline passed: no time is left for anything else either.
+    pub deadline_passed: bool,
 }
 
 impl ChainFailure {
@@ -20,6 +34,15 @@ impl ChainFailure {
             "the policy has no tier to escalate to".to_string()
         } else {
             self.errors.join("; ")
+        }
+    }
+
+    /// The error a caller gets when the policy says not to fall back.
+    pub fn into_error(self) -> GatewayError {
+        if self.deadline_passed {
+            GatewayError::DeadlineExceeded(self.message())
+        } else {
+            GatewayError::Upstream(self.message())
         }
     }
 
@@ -44,7 +67,17 @@ impl Gateway {
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
         for tier in &policy.tiers {
-            match self.inner.upstream.chat(tier, &req).await {
+            let Some(result) =
+                by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
+            else {
+                self.metrics().upstream_call(&tier.name, "deadline");
+                failure
+                    .errors
+                    .push(format!("tier {}: the caller's deadline passed", tier.name));
+                failure.deadline_passed = true;
+                break;
+            };
+            match result {
                 Ok(c) => {
                     self.metrics().upstream_call(&tier.name, "ok");
                     return Ok((c, tier.clone(), super::ms(started.elapsed())));
@@ -72,19 +105,29 @@ impl Gateway {
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
         for tier in &policy.tiers {
-            let opened = match self.inner.upstream.chat_stream(tier, &req).await {
-                Ok(mut s) => match s.next().await {
-                    Some(Ok(first)) => Ok(OpenStream {
-                        first: Some(first),
-                        rest: s,
-                    }),
-                    Some(Err(e)) => Err(e),
-                    None => Ok(OpenStream {
-                        first: None,
-                        rest: s,
-                    }),
-                },
-                Err(e) => Err(e),
+            let open = async {
+                match self.inner.upstream.chat_stream(tier, &req).await {
+                    Ok(mut s) => match s.next().await {
+                        Some(Ok(first)) => Ok(OpenStream {
+                            first: Some(first),
+                            rest: s,
+                        }),
+                        Some(Err(e)) => Err(e),
+                        None => Ok(OpenStream {
+                            first: None,
+                            rest: s,
+                        }),
+                    },
+                    Err(e) => Err(e),
+                }
+            };
+            let Some(opened) = by_deadline(input.deadline, open).await else {
+                self.metrics().upstream_call(&tier.name, "deadline");
+                failure
+                    .errors
+                    .push(format!("tier {}: the caller's deadline passed", tier.name));
+                failure.deadline_passed = true;
+                break;
             };
             match opened {
                 Ok(s) => {

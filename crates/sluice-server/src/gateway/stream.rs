@@ -130,8 +130,12 @@ impl Gateway {
             Ok(opened) => opened,
             Err(failure) => {
                 timings.upstream_ms = ms(t.elapsed());
-                if policy.on_upstream_failure == OnUpstreamFailure::Error {
-                    return Err(GatewayError::Upstream(failure.message()).into());
+                // No fallback when the policy says so, or when there is no draft to fall back
+                // on and the caller's deadline leaves no time to generate one.
+                if policy.on_upstream_failure == OnUpstreamFailure::Error
+                    || (failure.deadline_passed && draft.is_none())
+                {
+                    return Err(failure.into_error().into());
                 }
                 let Some(d) = draft else {
                     return self

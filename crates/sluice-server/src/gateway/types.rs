@@ -23,6 +23,8 @@ pub struct ChatInput {
     pub params: GenParams,
     pub hint: RouteHint,
     pub request_id: String,
+    /// The caller's deadline (gRPC `grpc-timeout`); tier calls never run past it.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Where an answer came from.
