@@ -37,6 +37,18 @@ pub struct LocalSettings {
 pub enum Provider {
     /// Any server with an OpenAI-compatible `POST /v1/chat/completions`.
     OpenAi,
+    /// Anthropic's Messages API, `POST /v1/messages`.
+    Anthropic,
+}
+
+impl Provider {
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
 }
 
 /// Price of a tier in US dollars per million tokens.
@@ -68,8 +80,98 @@ pub struct Tier {
     pub price: Price,
     /// Bound on one whole call to this tier, retries included.
     pub timeout: Duration,
-    /// Extra attempts after a failed one (connection errors and 5xx only).
+    /// Bound on making one connection (at most `timeout`).
+    pub connect_timeout: Duration,
+    /// Longest wait for the next chunk of a response body.
+    pub read_timeout: Duration,
+    /// Extra attempts after a failed one (connection errors, timeouts, 408, 429 and 5xx).
     pub retries: u32,
+    /// When to stop sending to this tier for a while.
+    pub circuit_breaker: BreakerSettings,
+    /// How many retries this tier may add on top of first attempts.
+    pub retry_budget: RetryBudgetSettings,
+}
+
+impl Tier {
+    /// `timeout` of [`Tier::openai`].
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `connect_timeout` when the policy gives none (or `timeout`, if shorter).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// An OpenAI-compatible tier with the policy defaults: free, a 30s timeout, no key,
+    /// no retries. Mostly for tests; change fields as needed.
+    pub fn openai(
+        name: impl Into<String>,
+        base_url: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Tier {
+        Tier {
+            name: name.into(),
+            provider: Provider::OpenAi,
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key_env: None,
+            price: Price {
+                input_per_mtok: 0.0,
+                output_per_mtok: 0.0,
+            },
+            timeout: Self::DEFAULT_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: Self::DEFAULT_TIMEOUT,
+            retries: 0,
+            circuit_breaker: BreakerSettings::default(),
+            retry_budget: RetryBudgetSettings::default(),
+        }
+    }
+}
+
+/// When a tier's circuit breaker opens, and how it recovers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerSettings {
+    /// Open after this many failures in a row (≥ 1).
+    pub consecutive_failures: u32,
+    /// Open when at least this share of the calls in `window` failed, in (0, 1],
+    /// once `window` holds `min_requests` calls.
+    pub error_ratio: f64,
+    /// Calls `window` must hold before `error_ratio` is judged (≥ 1).
+    pub min_requests: u32,
+    /// The sliding window `error_ratio` is measured over.
+    pub window: Duration,
+    /// How long an open breaker refuses calls before it lets probes through.
+    pub open_for: Duration,
+    /// Trial calls let through once `open_for` has passed (≥ 1).
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            error_ratio: 0.5,
+            min_requests: 20,
+            window: Duration::from_secs(30),
+            open_for: Duration::from_secs(10),
+            half_open_probes: 1,
+        }
+    }
+}
+
+/// How many retries a tier may make, relative to its first attempts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudgetSettings {
+    /// Retries allowed per first attempt, in [0, 10] (0.2: one retry per five calls).
+    pub ratio: f64,
+    /// Retries allowed per second regardless of traffic (≥ 0), so a quiet tier can retry.
+    pub min_per_second: f64,
+}
+
+impl Default for RetryBudgetSettings {
+    fn default() -> Self {
+        Self {
+            ratio: 0.2,
+            min_per_second: 1.0,
+        }
+    }
 }
 
 /// How a request is scored.

@@ -45,7 +45,34 @@ pub struct RawTier {
     pub api_key_env: Option<String>,
     pub price: RawPrice,
     pub timeout: Scalar,
+    pub connect_timeout: Option<Scalar>,
+    pub read_timeout: Option<Scalar>,
     pub retries: Option<Int>,
+    pub circuit_breaker: Option<RawBreaker>,
+    pub retry_budget: Option<RawRetryBudget>,
+}
+
+/// `circuit_breaker:` of a tier; every key is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a circuit_breaker mapping")]
+pub struct RawBreaker {
+    pub consecutive_failures: Option<Int>,
+    pub error_ratio: Option<Num>,
+    pub min_requests: Option<Int>,
+    pub window: Option<Scalar>,
+    pub open_for: Option<Scalar>,
+    pub half_open_probes: Option<Int>,
+}
+
+/// `retry_budget:` of a tier; every key is optional.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with ratio and min_per_second"
+)]
+pub struct RawRetryBudget {
+    pub ratio: Option<Num>,
+    pub min_per_second: Option<Num>,
 }
 
 /// `price:` of a tier, USD per million tokens.

@@ -3,15 +3,15 @@
 //! Errors carry the key path of the offending value; the caller turns that into
 //! a line number and a `PolicyError`.
 
+mod tier;
 mod values;
 
-use crate::env::{self, EnvLookup};
+use crate::env::EnvLookup;
 use crate::locate::KeyPath;
 use crate::model::{
-    Feature, LocalSettings, OnUpstreamFailure, Policy, Price, Provider, Scoring, ScoringMethod,
-    Tier, Weights,
+    Feature, LocalSettings, OnUpstreamFailure, Policy, Scoring, ScoringMethod, Tier, Weights,
 };
-use crate::raw::{RawLocal, RawPolicy, RawPrice, RawScoring, RawTier, RawWeights};
+use crate::raw::{RawLocal, RawPolicy, RawScoring, RawTier, RawWeights};
 
 /// The only file format version.
 pub const VERSION: i64 = 1;
@@ -19,8 +19,6 @@ pub const VERSION: i64 = 1;
 pub const DEFAULT_LOCAL_MAX_TOKENS: u32 = 256;
 /// Bounds of `local.max_tokens`.
 pub const LOCAL_MAX_TOKENS: std::ops::RangeInclusive<u32> = 1..=8192;
-/// Bounds of `tiers[].retries`.
-pub const RETRIES: std::ops::RangeInclusive<u32> = 0..=10;
 
 /// Scoring methods that are planned but not implemented yet.
 const PLANNED_METHODS: [&str; 2] = ["difficulty_probe", "prompt_surprise"];
@@ -94,7 +92,7 @@ fn tiers(raw: &[RawTier], path: &KeyPath, env: EnvLookup<'_>) -> Result<Vec<Tier
     let mut out: Vec<Tier> = Vec::with_capacity(raw.len());
     for (i, raw_tier) in raw.iter().enumerate() {
         let tier_path = path.index(i);
-        let tier = tier(raw_tier, &tier_path, env)?;
+        let tier = tier::tier(raw_tier, &tier_path, env)?;
         if let Some(first) = out.iter().position(|t| t.name == tier.name) {
             return Err(format!(
                 "expected unique tier names, found {:?} again (first at {})",
@@ -106,54 +104,6 @@ fn tiers(raw: &[RawTier], path: &KeyPath, env: EnvLookup<'_>) -> Result<Vec<Tier
         out.push(tier);
     }
     Ok(out)
-}
-
-fn tier(raw: &RawTier, path: &KeyPath, env: EnvLookup<'_>) -> Result<Tier, Invalid> {
-    values::check_name(&raw.name).at(&path.key("name"))?;
-    let provider = match raw.provider.as_str() {
-        "openai" => Provider::OpenAi,
-        other => {
-            return Err(format!("expected a provider among openai, found {other:?}"))
-                .at(&path.key("provider"))
-        }
-    };
-    let url_path = path.key("base_url");
-    let expanded = env::expand(&raw.base_url, env).at(&url_path)?;
-    let base_url = values::base_url(&expanded, &raw.base_url).at(&url_path)?;
-    values::check_model(&raw.model).at(&path.key("model"))?;
-    if let Some(name) = &raw.api_key_env {
-        if !env::is_env_name(name) {
-            return Err(format!(
-                "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found {name:?}"
-            ))
-            .at(&path.key("api_key_env"));
-        }
-    }
-    let price = price(&raw.price, &path.key("price"))?;
-    let timeout = values::duration(&raw.timeout).at(&path.key("timeout"))?;
-    let retries = match raw.retries {
-        None => 0,
-        Some(n) => values::int_in(n.0, RETRIES).at(&path.key("retries"))?,
-    };
-    Ok(Tier {
-        name: raw.name.clone(),
-        provider,
-        base_url,
-        model: raw.model.clone(),
-        api_key_env: raw.api_key_env.clone(),
-        price,
-        timeout,
-        retries,
-    })
-}
-
-fn price(raw: &RawPrice, path: &KeyPath) -> Result<Price, Invalid> {
-    Ok(Price {
-        input_per_mtok: values::non_negative(raw.input_per_mtok.0)
-            .at(&path.key("input_per_mtok"))?,
-        output_per_mtok: values::non_negative(raw.output_per_mtok.0)
-            .at(&path.key("output_per_mtok"))?,
-    })
 }
 
 fn scoring(raw: &RawScoring, path: &KeyPath) -> Result<Scoring, Invalid> {

@@ -80,17 +80,12 @@ mod tests {
             },
             tiers: (0..tiers)
                 .map(|i| Tier {
-                    name: format!("tier{i}"),
-                    provider: Provider::OpenAi,
-                    base_url: "http://127.0.0.1:1".into(),
-                    model: "big".into(),
-                    api_key_env: None,
                     price: Price {
                         input_per_mtok: 1.0,
                         output_per_mtok: 2.0,
                     },
                     timeout: Duration::from_secs(1),
-                    retries: 0,
+                    ..Tier::openai(format!("tier{i}"), "http://127.0.0.1:1", "big")
                 })
                 .collect(),
             scoring: Scoring {

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use sluice_proto::v1::admin_server::AdminServer;
 use sluice_proto::v1::router_server::{RouterServer, SERVICE_NAME};
 use sluice_router::LocalModel;
-use sluice_upstream::UpstreamClient;
+use sluice_upstream::{TierGuards, UpstreamClient};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -96,7 +96,10 @@ pub async fn start(
     policies: PolicyStore,
     loader: LocalLoader,
 ) -> Result<RunningServer, ServeError> {
-    let upstream = UpstreamClient::new().map_err(|e| ServeError::Upstream(e.to_string()))?;
+    // One circuit breaker and retry budget per tier, shared by every request.
+    let upstream = UpstreamClient::new()
+        .map_err(|e| ServeError::Upstream(e.to_string()))?
+        .with_guard(Arc::new(TierGuards::new()));
     let gw = Gateway::new(policies, upstream, Arc::new(Metrics::new()));
     let grpc_listener = bind(&config.grpc_listen).await?;
     let admin_listener = bind(&config.admin_listen).await?;

@@ -595,3 +595,36 @@ async fn the_callers_deadline_bounds_escalation() {
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert!(err.message().contains("slow"), "{}", err.message());
 }
+
+#[tokio::test]
+async fn a_failing_tier_trips_its_breaker_and_is_skipped() {
+    let broken = MockUpstream::start(MockConfig {
+        behavior: MockBehavior::Status(500),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let good = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let yaml = policy_yaml(
+        "default",
+        &[("flaky", &broken.base_url()), ("backup", &good.base_url())],
+        "error",
+    )
+    .replace(
+        "timeout: 5s }",
+        "timeout: 5s, circuit_breaker: { consecutive_failures: 3, open_for: 1m } }",
+    );
+    let h = Harness::single(yaml, FakeLocal::new("x", UNSURE)).await;
+    for _ in 0..10 {
+        let resp = h.chat(ask("hard", pb::RouteHint::Remote, "")).await;
+        assert_eq!(resp.route.unwrap().tier, "backup");
+    }
+    // three failures open the breaker; the other seven calls never reach the broken tier
+    assert_eq!(broken.requests().len(), 3);
+    assert_eq!(good.requests().len(), 10);
+    let (_, text) = h.http_get("/metrics").await;
+    assert!(
+        text.contains(r#"sluice_upstream_requests_total{tier="flaky",status="rejected"} 7"#),
+        "{text}"
+    );
+}

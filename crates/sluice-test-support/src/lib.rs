@@ -1,12 +1,15 @@
-//! Test support for Sluice: an in-process mock of an OpenAI-compatible large-model
-//! server, a fake local model, and helpers for "upstream down" tests.
+//! Test support for Sluice: an in-process mock of the large-model APIs (OpenAI-compatible
+//! and Anthropic) that can inject faults, a fake local model, and helpers for
+//! "upstream down" tests.
 
 mod fake_local;
 mod mock_upstream;
 
 pub use fake_local::FakeLocal;
 
-pub use mock_upstream::{MockBehavior, MockConfig, MockUpstream, RecordedRequest};
+pub use mock_upstream::{
+    FaultPlan, MockBehavior, MockConfig, MockUpstream, RecordedRequest, FAULT_HEADER,
+};
 
 /// A `http://127.0.0.1:PORT` address where nothing listens, for "upstream down" tests.
 ///

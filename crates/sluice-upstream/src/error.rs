@@ -30,9 +30,18 @@ pub enum UpstreamError {
     #[error("tier {tier}: expected a complete exchange with the upstream, found: {message}")]
     Transport { tier: String, message: String },
 
-    /// The tier's timeout elapsed (it bounds the whole call, retries included).
-    #[error("tier {tier}: expected an answer within {after:?}, found none in time")]
-    Timeout { tier: String, after: Duration },
+    /// One of the tier's time limits elapsed: `total` (the whole call, retries
+    /// included), `connect` (one connection) or `read` (the gap between two chunks
+    /// of a response body).
+    #[error(
+        "tier {tier}: expected {} within {after:?} ({what} timeout), found none in time",
+        awaited(what)
+    )]
+    Timeout {
+        tier: String,
+        after: Duration,
+        what: &'static str,
+    },
 
     /// The upstream answered with a non-2xx status.
     #[error("tier {tier}: expected http status 2xx, found {status}: {body}")]
@@ -41,12 +50,35 @@ pub enum UpstreamError {
         status: u16,
         /// The response body, cut to about 512 characters.
         body: String,
+        /// The `Retry-After` of a 429 or 503, when it sent a valid one.
+        retry_after: Option<Duration>,
     },
 
-    /// The upstream's answer is not what an OpenAI-compatible server sends.
+    /// The upstream's answer is not what the tier's provider sends.
     #[error("tier {tier}: {message}")]
     Decode { tier: String, message: String },
+
+    /// The call guard refused to start the call (an open circuit breaker, say);
+    /// nothing was sent.
+    #[error("tier {tier}: expected the tier to accept calls, found it refusing them: {reason}")]
+    Rejected { tier: String, reason: String },
 }
+
+/// What each kind of [`UpstreamError::Timeout`] was waiting for.
+fn awaited(what: &str) -> &'static str {
+    match what {
+        TIMEOUT_CONNECT => "a connection",
+        TIMEOUT_READ => "the next part of the response body",
+        _ => "an answer",
+    }
+}
+
+/// `what` of a timeout of the whole call.
+pub(crate) const TIMEOUT_TOTAL: &str = "total";
+/// `what` of a timeout of one connection.
+pub(crate) const TIMEOUT_CONNECT: &str = "connect";
+/// `what` of a timeout between two body chunks.
+pub(crate) const TIMEOUT_READ: &str = "read";
 
 impl UpstreamError {
     /// The tier the failed call went to; empty for [`UpstreamError::Init`].
@@ -59,12 +91,13 @@ impl UpstreamError {
             | UpstreamError::Transport { tier, .. }
             | UpstreamError::Timeout { tier, .. }
             | UpstreamError::Status { tier, .. }
-            | UpstreamError::Decode { tier, .. } => tier,
+            | UpstreamError::Decode { tier, .. }
+            | UpstreamError::Rejected { tier, .. } => tier,
         }
     }
 
     /// A short, fixed label for metrics: `config`, `connect`, `timeout`, `status_429`,
-    /// `status_4xx`, `status_5xx` or `decode`.
+    /// `status_4xx`, `status_5xx`, `decode` or `rejected`.
     pub fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Init { .. }
@@ -76,6 +109,7 @@ impl UpstreamError {
             UpstreamError::Status { status, .. } if *status < 500 => "status_4xx",
             UpstreamError::Status { .. } => "status_5xx",
             UpstreamError::Decode { .. } => "decode",
+            UpstreamError::Rejected { .. } => "rejected",
         }
     }
 
@@ -92,16 +126,36 @@ impl UpstreamError {
             UpstreamError::Init { .. }
             | UpstreamError::MissingApiKey { .. }
             | UpstreamError::Request { .. }
-            | UpstreamError::Decode { .. } => false,
+            | UpstreamError::Decode { .. }
+            | UpstreamError::Rejected { .. } => false,
         }
     }
 
-    /// Maps a reqwest failure of sending a request or reading its body.
-    pub(crate) fn from_reqwest(tier: &str, err: &reqwest::Error) -> Self {
+    /// How long the upstream asked to be left alone, for a 429 or 503 that said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Maps a reqwest failure of sending a request or reading its body; a connection
+    /// that took too long is a `connect` timeout of `connect_timeout`.
+    pub(crate) fn from_reqwest(
+        tier: &str,
+        connect_timeout: Duration,
+        err: &reqwest::Error,
+    ) -> Self {
         let tier = tier.to_owned();
         let message = error_chain(err);
         if err.is_builder() {
             UpstreamError::Request { tier, message }
+        } else if err.is_connect() && err.is_timeout() {
+            UpstreamError::Timeout {
+                tier,
+                after: connect_timeout,
+                what: TIMEOUT_CONNECT,
+            }
         } else if err.is_connect() {
             UpstreamError::Connect { tier, message }
         } else {
@@ -142,6 +196,7 @@ mod tests {
             tier: "t".into(),
             status: code,
             body: String::new(),
+            retry_after: None,
         }
     }
 
@@ -178,14 +233,53 @@ mod tests {
     }
 
     #[test]
-    fn messages_name_the_tier() {
-        let err = UpstreamError::Timeout {
+    fn timeouts_name_the_tier_and_the_limit() {
+        let timeout = |what| UpstreamError::Timeout {
             tier: "big".into(),
             after: Duration::from_millis(250),
+            what,
+        };
+        assert_eq!(
+            timeout(TIMEOUT_TOTAL).to_string(),
+            "tier big: expected an answer within 250ms (total timeout), found none in time"
+        );
+        assert_eq!(
+            timeout(TIMEOUT_CONNECT).to_string(),
+            "tier big: expected a connection within 250ms (connect timeout), found none in time"
+        );
+        assert_eq!(
+            timeout(TIMEOUT_READ).to_string(),
+            "tier big: expected the next part of the response body within 250ms \
+             (read timeout), found none in time"
+        );
+        assert_eq!(timeout(TIMEOUT_READ).kind(), "timeout");
+    }
+
+    #[test]
+    fn rejections_are_final_and_labelled() {
+        let err = UpstreamError::Rejected {
+            tier: "big".into(),
+            reason: "circuit open".into(),
         };
         assert_eq!(
             err.to_string(),
-            "tier big: expected an answer within 250ms, found none in time"
+            "tier big: expected the tier to accept calls, found it refusing them: circuit open"
         );
+        assert_eq!(err.kind(), "rejected");
+        assert_eq!(err.tier(), "big");
+        assert!(!err.is_retryable());
+        assert_eq!(err.retry_after(), None);
+    }
+
+    #[test]
+    fn retry_after_is_exposed() {
+        let err = UpstreamError::Status {
+            tier: "t".into(),
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(err.kind(), "status_429");
     }
 }

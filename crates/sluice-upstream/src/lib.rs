@@ -1,14 +1,24 @@
-//! HTTP client for the large-model tiers: OpenAI-compatible `POST /v1/chat/completions`,
-//! plain and streamed (SSE), with bearer keys, retries with jittered backoff and a
-//! whole-call timeout per tier.
+//! HTTP client for the large-model tiers: OpenAI-compatible `POST /v1/chat/completions`
+//! and Anthropic's `POST /v1/messages`, plain and streamed (SSE), with per-tier connect,
+//! read and total timeouts, retries with jittered backoff or `Retry-After`, and a
+//! [`CallGuard`] hook for circuit breaking and retry budgets.
 
+mod anthropic;
+mod breaker;
+mod budget;
 mod client;
 mod error;
+mod guard;
+mod openai;
 mod request;
 mod response;
 mod sse;
+mod tier_guard;
 
+pub use breaker::BreakerState;
 pub use client::{KeyLookup, UpstreamClient};
 pub use error::UpstreamError;
+pub use guard::{CallGuard, NoGuard};
 pub use request::UpstreamRequest;
 pub use response::{Completion, StreamEvent, Usage};
+pub use tier_guard::TierGuards;

@@ -1,13 +1,16 @@
-//! What a caller asks a tier for, and the JSON body it becomes on the wire.
+//! What a caller asks a tier for, whatever its provider, and helpers the providers
+//! share to put it on the wire.
 
-use serde::Serialize;
-use sluice_policy::{GenParams, Message};
+use reqwest::header::HeaderValue;
+use sluice_policy::{GenParams, Message, Tier};
+
+use crate::error::UpstreamError;
 
 /// One chat-completion request to a tier; the model comes from the tier.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpstreamRequest {
     pub messages: Vec<Message>,
-    /// Sent only when set.
+    /// Sent only when set; Anthropic tiers, which require it, get 1024 when unset.
     pub max_tokens: Option<u32>,
     /// Sent only when set.
     pub temperature: Option<f32>,
@@ -30,108 +33,26 @@ impl UpstreamRequest {
     }
 }
 
-/// The JSON body of `POST /v1/chat/completions`.
-#[derive(Debug, Serialize)]
-pub(crate) struct WireRequest<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f32>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop: &'a [String],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
+/// An API key as a header value (marked sensitive, so it is never logged).
+pub(crate) fn key_header(tier: &Tier, value: &str) -> Result<HeaderValue, UpstreamError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| UpstreamError::Request {
+        tier: tier.name.clone(),
+        message: "expected an api key of visible ascii characters, found other characters"
+            .to_owned(),
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
-#[derive(Debug, Serialize)]
-struct WireMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-impl<'a> WireRequest<'a> {
-    /// The body for `req` sent to a tier serving `model`; `stream` asks for SSE with usage.
-    pub(crate) fn new(model: &'a str, req: &'a UpstreamRequest, stream: bool) -> Self {
-        Self {
-            model,
-            messages: req
-                .messages
-                .iter()
-                .map(|m| WireMessage {
-                    role: m.role.as_str(),
-                    content: &m.content,
-                })
-                .collect(),
-            max_tokens: req.max_tokens,
-            temperature: req.temperature,
-            top_p: req.top_p,
-            stop: &req.stop,
-            stream,
-            stream_options: stream.then_some(StreamOptions {
-                include_usage: true,
-            }),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use sluice_policy::Role;
-
-    fn messages() -> Vec<Message> {
-        vec![
-            Message::new(Role::System, "be brief"),
-            Message::new(Role::User, "capital of France?"),
-        ]
-    }
-
-    #[test]
-    fn minimal_body_omits_unset_fields() {
-        let req = UpstreamRequest {
-            messages: messages(),
-            ..Default::default()
-        };
-        let body = serde_json::to_value(WireRequest::new("gpt-x", &req, false)).unwrap();
-        assert_eq!(
-            body,
-            json!({
-                "model": "gpt-x",
-                "messages": [
-                    {"role": "system", "content": "be brief"},
-                    {"role": "user", "content": "capital of France?"}
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn full_streaming_body() {
-        let params = GenParams {
-            max_tokens: Some(64),
-            temperature: Some(0.5),
-            top_p: Some(0.25),
-            stop: vec!["\n\n".into()],
-        };
-        let req = UpstreamRequest::new(messages(), &params);
-        let body = serde_json::to_value(WireRequest::new("gpt-x", &req, true)).unwrap();
-        assert_eq!(body["max_tokens"], 64);
-        assert_eq!(body["temperature"], 0.5);
-        assert_eq!(body["top_p"], 0.25);
-        assert_eq!(body["stop"], json!(["\n\n"]));
-        assert_eq!(body["stream"], true);
-        assert_eq!(body["stream_options"], json!({"include_usage": true}));
-    }
+/// `body` as JSON bytes.
+pub(crate) fn to_json(
+    tier: &Tier,
+    body: &impl serde::Serialize,
+) -> Result<bytes::Bytes, UpstreamError> {
+    serde_json::to_vec(body)
+        .map(bytes::Bytes::from)
+        .map_err(|err| UpstreamError::Request {
+            tier: tier.name.clone(),
+            message: format!("expected a request serializable as json, found: {err}"),
+        })
 }

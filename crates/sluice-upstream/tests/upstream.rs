@@ -1,37 +1,76 @@
 //! Integration tests of the upstream client against the in-process mock server.
 
 // Helpers outside `#[test]` functions fail loudly too.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "upstream/anthropic.rs"]
+mod anthropic;
 #[path = "upstream/chat.rs"]
 mod chat;
+#[path = "upstream/faults.rs"]
+mod faults;
+#[path = "upstream/guard.rs"]
+mod guard;
 #[path = "upstream/stream.rs"]
 mod stream;
+#[path = "upstream/timeouts.rs"]
+mod timeouts;
 
 use std::time::Duration;
 
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use sluice_policy::{Message, Price, Provider, Role, Tier};
 use sluice_test_support::{MockBehavior, MockConfig, MockUpstream};
+use sluice_upstream::{StreamEvent, UpstreamError};
 use sluice_upstream::{UpstreamClient, UpstreamRequest};
 
 /// The variable the test key lookup knows.
 const KEY_ENV: &str = "SLUICE_TEST_UPSTREAM_KEY";
 const KEY: &str = "sk-test-123";
 
+/// An OpenAI tier `large` at 0.15/0.60 USD per Mtok with a 5s timeout and no retries.
 fn tier(base_url: String) -> Tier {
     Tier {
-        name: "large".into(),
-        provider: Provider::OpenAi,
-        base_url,
-        model: "gpt-test".into(),
-        api_key_env: None,
         price: Price {
             input_per_mtok: 0.15,
             output_per_mtok: 0.60,
         },
         timeout: Duration::from_secs(5),
-        retries: 0,
+        read_timeout: Duration::from_secs(5),
+        ..Tier::openai("large", base_url, "gpt-test")
     }
+}
+
+/// [`tier`] speaking Anthropic's Messages API.
+fn anthropic_tier(base_url: String) -> Tier {
+    Tier {
+        provider: Provider::Anthropic,
+        model: "claude-test".into(),
+        ..tier(base_url)
+    }
+}
+
+/// All events of a stream, up to and including its end.
+async fn collect(
+    stream: BoxStream<'static, Result<StreamEvent, UpstreamError>>,
+) -> Vec<Result<StreamEvent, UpstreamError>> {
+    stream.collect().await
+}
+
+/// The text of a stream's deltas and its last event.
+fn split_stream(
+    events: &[Result<StreamEvent, UpstreamError>],
+) -> (String, &Result<StreamEvent, UpstreamError>) {
+    let (last, deltas) = events.split_last().expect("a stream ends with an event");
+    let text = deltas
+        .iter()
+        .map(|e| match e {
+            Ok(StreamEvent::Delta(text)) => text.as_str(),
+            other => panic!("expected a delta, got {other:?}"),
+        })
+        .collect();
+    (text, last)
 }
 
 fn request() -> UpstreamRequest {

@@ -1,5 +1,7 @@
 //! Tests of parsing and validating single policies.
 
+mod tier;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,7 +96,11 @@ fn full_file_parses_into_domain_values() {
                     output_per_mtok: 0.60,
                 },
                 timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(30),
                 retries: 2,
+                circuit_breaker: BreakerSettings::default(),
+                retry_budget: RetryBudgetSettings::default(),
             },
             Tier {
                 name: "huge".into(),
@@ -107,7 +113,11 @@ fn full_file_parses_into_domain_values() {
                     output_per_mtok: 10.0,
                 },
                 timeout: Duration::from_secs(90),
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(90),
                 retries: 0,
+                circuit_breaker: BreakerSettings::default(),
+                retry_budget: RetryBudgetSettings::default(),
             },
         ],
         scoring: Scoring {
@@ -280,11 +290,7 @@ fn other_bad_values_name_their_key() {
         ("max_tokens: 128", "max_tokens: 0", "local.max_tokens"),
         ("max_tokens: 128", "max_tokens: 9000", "local.max_tokens"),
         ("model: smollm2-135m", "model: ''", "local.model"),
-        (
-            "provider: openai",
-            "provider: anthropic",
-            "tiers[0].provider",
-        ),
+        ("provider: openai", "provider: gemini", "tiers[0].provider"),
         ("name: large", "name: Large", "tiers[0].name"),
         ("model: gpt-4o-mini", "model: ' '", "tiers[0].model"),
         (
@@ -360,6 +366,11 @@ fn shipped_default_policy_parses() {
     assert_eq!(tier.api_key_env.as_deref(), Some("SLUICE_LARGE_API_KEY"));
     assert_eq!(tier.timeout, Duration::from_secs(30));
     assert_eq!(tier.retries, 1);
+    assert_eq!(tier.provider, Provider::OpenAi);
+    assert_eq!(tier.connect_timeout, Duration::from_secs(2));
+    assert_eq!(tier.read_timeout, Duration::from_secs(30));
+    assert_eq!(tier.circuit_breaker, BreakerSettings::default());
+    assert_eq!(tier.retry_budget, RetryBudgetSettings::default());
     assert_eq!(policy.scoring.threshold, 0.5);
     assert_eq!(policy.scoring.weights.bias, 3.0);
     assert_eq!(

@@ -53,6 +53,41 @@ pub fn int_in(value: i64, range: std::ops::RangeInclusive<u32>) -> Result<u32, S
     }
 }
 
+/// An integer of at least `min`, converted to `u32`.
+pub fn int_at_least(value: i64, min: u32) -> Result<u32, String> {
+    match u32::try_from(value) {
+        Ok(v) if v >= min => Ok(v),
+        _ => Err(format!(
+            "expected an integer in {min}..={}, found {value}",
+            u32::MAX
+        )),
+    }
+}
+
+/// A number within `range`.
+pub fn number_in(value: f64, range: std::ops::RangeInclusive<f64>) -> Result<f64, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "expected a number in {}..={}, found {value}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// A share of calls: greater than 0, at most 1.
+pub fn ratio(value: f64) -> Result<f64, String> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "expected a number greater than 0 and at most 1, found {value}"
+        ))
+    }
+}
+
 /// A price: finite and not negative.
 pub fn non_negative(value: f64) -> Result<f64, String> {
     if value.is_finite() && value >= 0.0 {
@@ -236,5 +271,21 @@ mod tests {
         assert!(non_negative(f64::INFINITY).is_err());
         assert!(finite(f64::NAN).is_err());
         assert!(check_model(" ").is_err());
+        assert_eq!(int_at_least(1, 1), Ok(1));
+        assert_eq!(
+            int_at_least(0, 1),
+            Err("expected an integer in 1..=4294967295, found 0".into())
+        );
+        assert!(int_at_least(i64::MAX, 1).is_err());
+        assert_eq!(number_in(10.0, 0.0..=10.0), Ok(10.0));
+        assert_eq!(
+            number_in(10.5, 0.0..=10.0),
+            Err("expected a number in 0..=10, found 10.5".into())
+        );
+        assert!(number_in(f64::NAN, 0.0..=10.0).is_err());
+        assert_eq!(ratio(1.0), Ok(1.0));
+        for bad in [0.0, -0.5, 1.01, f64::NAN] {
+            assert!(ratio(bad).is_err(), "{bad}");
+        }
     }
 }

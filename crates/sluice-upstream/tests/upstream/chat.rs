@@ -84,12 +84,14 @@ async fn server_errors_are_retried_then_reported() {
         tier: name,
         status,
         body,
+        retry_after,
     } = &err
     else {
         panic!("expected a status error, got {err:?}");
     };
     assert_eq!((name.as_str(), *status), ("large", 500));
     assert!(body.contains("mock upstream failure"), "{body}");
+    assert_eq!(*retry_after, None);
     assert!(err.is_retryable());
     assert_eq!(mock.requests().len(), 3);
 }
@@ -133,7 +135,8 @@ async fn slow_upstream_times_out() {
         err,
         UpstreamError::Timeout {
             tier: "large".into(),
-            after: Duration::from_millis(200)
+            after: Duration::from_millis(200),
+            what: "total",
         }
     );
     assert!(started.elapsed() < Duration::from_secs(2));

@@ -2,19 +2,11 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::json;
 use sluice_test_support::{unused_local_addr, MockBehavior, MockConfig};
 use sluice_upstream::{StreamEvent, UpstreamError, Usage};
 
 use super::*;
-
-/// All events of a stream, up to and including its end.
-async fn collect(
-    stream: futures::stream::BoxStream<'static, Result<StreamEvent, UpstreamError>>,
-) -> Vec<Result<StreamEvent, UpstreamError>> {
-    stream.collect().await
-}
 
 #[tokio::test]
 async fn streams_deltas_then_done_with_usage() {
@@ -99,13 +91,15 @@ async fn timeout_bounds_the_whole_stream() {
     let mock = mock(MockBehavior::SlowStream(Duration::from_millis(100))).await;
     let mut tier = tier(mock.base_url());
     tier.timeout = Duration::from_millis(600);
+    tier.read_timeout = tier.timeout;
     let stream = client().chat_stream(&tier, &request()).await.unwrap();
     let events = collect(stream).await;
     assert_eq!(
         events.last(),
         Some(&Err(UpstreamError::Timeout {
             tier: "large".into(),
-            after: Duration::from_millis(600)
+            after: Duration::from_millis(600),
+            what: "total",
         }))
     );
     assert!(events[..events.len() - 1]
