@@ -69,6 +69,7 @@ impl RetryBudget {
     }
 
     /// Retries still allowed right now.
+    #[cfg(test)]
     pub fn remaining(&mut self, now: Instant) -> f64 {
         self.bucket(now);
         let (requests, retries) = self

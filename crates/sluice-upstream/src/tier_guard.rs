@@ -39,8 +39,8 @@ impl TierGuards {
         let state = map
             .entry((tier.name.clone(), tier.base_url.clone()))
             .or_insert_with(|| TierState {
-                breaker: Breaker::new(tier.circuit_breaker.clone()),
-                budget: RetryBudget::new(tier.retry_budget.clone()),
+                breaker: Breaker::new(tier.circuit_breaker),
+                budget: RetryBudget::new(tier.retry_budget),
             });
         f(state)
     }
