@@ -139,6 +139,9 @@ fn ask(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
     }
 }
 
+#[path = "gateway/soak.rs"]
+mod soak;
+
 const SURE: f32 = -0.01;
 const UNSURE: f32 = -4.0;
 
