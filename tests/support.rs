@@ -96,6 +96,18 @@ impl Server {
                 );
             std::fs::write(dir.join(format!("{name}.yaml")), p).unwrap();
         }
+        Server::start_policies(
+            &dir,
+            &[
+                ("SLUICE_LARGE_URL", upstream),
+                ("SLUICE_LARGE_API_KEY", "test-key"),
+            ],
+        )
+        .await
+    }
+
+    /// Start with the policies in `dir` and these extra environment variables.
+    pub async fn start_policies(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = sluice()
             .args([
                 "serve",
@@ -105,11 +117,10 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .arg("--policy")
-            .arg(&dir)
+            .arg(dir)
             .arg("--model")
             .arg(model_path())
-            .env("SLUICE_LARGE_URL", upstream)
-            .env("SLUICE_LARGE_API_KEY", "test-key")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
