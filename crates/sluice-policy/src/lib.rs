@@ -1,7 +1,8 @@
-//! Policy files: raw YAML types, validation into domain types, and the chat domain types.
+//! Policy and tenants files: raw YAML types, validation into domain types, and the chat domain types.
 //!
 //! Entry points: [`parse_policy`] for text, [`load_policy_file`] for one file and
-//! [`PolicySet::load`] for a file or a directory of policies. Every failure is a
+//! [`PolicySet::load`] for a file or a directory of policies; [`load_tenants`] for the
+//! tenants file (who may call, by API key). Every failure is a
 //! [`PolicyError`] naming the file and, for bad content, the key path and line.
 
 pub mod chat;
@@ -12,6 +13,7 @@ mod locate;
 pub mod model;
 mod raw;
 mod set;
+mod tenants;
 mod validate;
 
 pub use chat::{GenParams, Message, Role};
@@ -19,3 +21,4 @@ pub use error::PolicyError;
 pub use load::{load_policy_file, parse_policy};
 pub use model::*;
 pub use set::{PolicySet, DEFAULT_POLICY_NAME};
+pub use tenants::{load_tenants, parse_tenants, Tenant, Tenants};

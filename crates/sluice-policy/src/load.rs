@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::de::DeserializeOwned;
 
 use crate::env::EnvLookup;
 use crate::error::PolicyError;
@@ -14,19 +15,18 @@ use crate::raw::RawPolicy;
 use crate::validate;
 
 /// Parses and validates policy YAML. `file` is only used in error messages, and
-/// `env` resolves `${VAR}` references in `base_url`. The result has `source: None`.
+/// `env` resolves `${VAR}` references in `base_url`. The result has `source: None`
+/// and the fingerprint of `src`.
 pub fn parse_policy(
     src: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Policy, PolicyError> {
-    let raw = parse_raw(src, file)?;
-    validate::validate(&raw, env as EnvLookup<'_>).map_err(|invalid| PolicyError::Invalid {
-        file: file.to_path_buf(),
-        key_path: invalid.path.to_string(),
-        line: locate::line_of(src, &invalid.path),
-        message: invalid.message,
-    })
+    let raw: RawPolicy = parse_raw(src, file, "policy")?;
+    let mut policy = validate::validate(&raw, env as EnvLookup<'_>)
+        .map_err(|invalid| invalid_error(invalid, src, file))?;
+    policy.fingerprint = fingerprint(src);
+    Ok(policy)
 }
 
 /// Reads, parses and validates one policy file, resolving `${VAR}` from the
@@ -49,8 +49,33 @@ pub(crate) fn load_policy_file_with_env(
     Ok(policy)
 }
 
-/// YAML → raw types; errors carry serde's key path and the YAML position.
-fn parse_raw(src: &str, file: &Path) -> Result<RawPolicy, PolicyError> {
+/// FNV-1a, 64 bits, over the bytes of `src`: fixed by its definition, unlike std's
+/// `DefaultHasher`, so the same file has the same fingerprint in every build.
+pub(crate) fn fingerprint(src: &str) -> u64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    src.bytes().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// A validation failure in `src` as the error users see, with the line of its key path.
+pub(crate) fn invalid_error(invalid: validate::Invalid, src: &str, file: &Path) -> PolicyError {
+    PolicyError::Invalid {
+        file: file.to_path_buf(),
+        key_path: invalid.path.to_string(),
+        line: locate::line_of(src, &invalid.path),
+        message: invalid.message,
+    }
+}
+
+/// YAML → raw types (`what` names the document kind, e.g. `policy`, in the message
+/// for an empty file); errors carry serde's key path and the YAML position.
+pub(crate) fn parse_raw<T: DeserializeOwned>(
+    src: &str,
+    file: &Path,
+    what: &str,
+) -> Result<T, PolicyError> {
     let invalid = |key_path: String, line, message| PolicyError::Invalid {
         file: file.to_path_buf(),
         key_path,
@@ -64,7 +89,7 @@ fn parse_raw(src: &str, file: &Path) -> Result<RawPolicy, PolicyError> {
         return Err(invalid(
             String::new(),
             None,
-            "expected a policy mapping, found an empty document".into(),
+            format!("expected a {what} mapping, found an empty document"),
         ));
     }
     let deserializer = serde_norway::Deserializer::from_str(src);

@@ -14,6 +14,12 @@ pub struct Policy {
     pub tiers: Vec<Tier>,
     pub scoring: Scoring,
     pub on_upstream_failure: OnUpstreamFailure,
+    /// Which answers this policy's response cache keeps, and for how long.
+    pub cache: CacheSettings,
+    /// FNV-1a 64 hash of the policy file's exact text (comments included), so that
+    /// anything keyed on it, such as cached answers, changes when the file does.
+    /// Stable across builds and Rust releases; 0 for policies not parsed from text.
+    pub fingerprint: u64,
 }
 
 impl Policy {
@@ -249,6 +255,52 @@ impl Feature {
 pub struct Weights {
     pub bias: f64,
     pub terms: Vec<(Feature, f64)>,
+}
+
+/// Which requests a policy's response cache answers and stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Only requests with temperature 0, whose answer is meant to be repeatable.
+    Deterministic,
+    /// Every request, whatever its sampling settings.
+    Always,
+    /// No caching.
+    Off,
+}
+
+impl CacheMode {
+    /// Every mode, in the order error messages list them.
+    pub const ALL: [CacheMode; 3] = [CacheMode::Deterministic, CacheMode::Always, CacheMode::Off];
+
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheMode::Deterministic => "deterministic",
+            CacheMode::Always => "always",
+            CacheMode::Off => "off",
+        }
+    }
+}
+
+/// A policy's in-process response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub mode: CacheMode,
+    /// How long a cached answer may be served (> 0).
+    pub ttl: Duration,
+    /// Upper bound on the memory this policy's cache holds, in bytes (> 0).
+    pub max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    /// Deterministic requests only, kept 10 minutes, at most 64 MiB.
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::Deterministic,
+            ttl: Duration::from_secs(600),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// What to do when every tier fails.

@@ -1,4 +1,4 @@
-//! Raw policy file types: exactly the YAML shape, checked only for structure.
+//! Raw policy and tenants file types: exactly the YAML shape, checked only for structure.
 //!
 //! Values are kept loose here (strings, wide integers) so that `validate` can
 //! report bad values with its own "expected …, found …" messages and key paths.
@@ -23,6 +23,20 @@ pub struct RawPolicy {
     pub tiers: Vec<RawTier>,
     pub scoring: RawScoring,
     pub on_upstream_failure: Option<String>,
+    pub cache: Option<RawCache>,
+}
+
+/// `cache:` — the policy's response cache; every key is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with mode, ttl and max_bytes"
+)]
+pub struct RawCache {
+    pub mode: Option<String>,
+    pub ttl: Option<Scalar>,
+    /// Integer bytes or a string with a unit, checked by `validate`.
+    pub max_bytes: Option<Scalar>,
 }
 
 /// `local:` — the in-process model.
@@ -124,6 +138,25 @@ impl<'de> Deserialize<'de> for RawWeights {
 
         deserializer.deserialize_map(WeightsVisitor)
     }
+}
+
+/// A whole tenants file, as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a tenants mapping")]
+pub struct RawTenants {
+    /// Format version; only 1 exists.
+    pub version: Int,
+    /// Absent, null and empty are all reported by `tenants` as "no tenants".
+    pub tenants: Option<Vec<RawTenant>>,
+}
+
+/// One entry of `tenants:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a tenant mapping")]
+pub struct RawTenant {
+    pub name: String,
+    pub api_key_env: String,
+    pub policy: Option<String>,
 }
 
 /// An integer; wide so that validation can report out-of-range values itself.

@@ -3,8 +3,9 @@
 //! Errors carry the key path of the offending value; the caller turns that into
 //! a line number and a `PolicyError`.
 
+mod cache;
 mod tier;
-mod values;
+pub(crate) mod values;
 
 use crate::env::EnvLookup;
 use crate::locate::KeyPath;
@@ -31,7 +32,7 @@ pub struct Invalid {
 }
 
 /// Attaches a key path to a value-level error message.
-trait At<T> {
+pub(crate) trait At<T> {
     fn at(self, path: &KeyPath) -> Result<T, Invalid>;
 }
 
@@ -44,7 +45,8 @@ impl<T> At<T> for Result<T, String> {
     }
 }
 
-/// Checks every value of `raw` and builds the domain policy (with `source: None`).
+/// Checks every value of `raw` and builds the domain policy, with `source: None` and
+/// `fingerprint: 0` (the caller knows the file and its text).
 pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> {
     let root = KeyPath::default();
     if raw.version.0 != VERSION {
@@ -66,6 +68,7 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
                 .at(&root.key("on_upstream_failure"))
         }
     };
+    let cache = cache::cache(&raw.cache.clone().unwrap_or_default(), &root.key("cache"))?;
     Ok(Policy {
         name: raw.name.clone(),
         source: None,
@@ -73,6 +76,8 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         tiers,
         scoring,
         on_upstream_failure,
+        cache,
+        fingerprint: 0,
     })
 }
 

@@ -97,6 +97,8 @@ mod tests {
                 },
             },
             on_upstream_failure: OnUpstreamFailure::Local,
+            cache: CacheSettings::default(),
+            fingerprint: 0,
         }
     }
 

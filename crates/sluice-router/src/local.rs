@@ -17,7 +17,7 @@ pub struct LocalRequest {
 }
 
 /// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FinishReason {
     /// The model ended the answer itself, or a stop sequence matched.
     Stop,
@@ -35,7 +35,7 @@ impl FinishReason {
 }
 
 /// What the model's next-token distribution looked like at one generated token.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TokenStat {
     /// Natural-log probability of the chosen token under the model's softmax (≤ 0).
     pub logprob: f32,
@@ -44,7 +44,7 @@ pub struct TokenStat {
 }
 
 /// A complete greedy answer with the statistics scoring needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Draft {
     pub text: String,
     /// Text pieces in the order they were generated, for streaming a draft.

@@ -17,6 +17,8 @@ pub fn router(gw: Gateway) -> axum::Router {
 }
 
 async fn metrics(State(gw): State<Gateway>) -> impl IntoResponse {
+    gw.metrics()
+        .sync_cache_remote_errors(gw.caches().remote_errors());
     (
         [(
             header::CONTENT_TYPE,

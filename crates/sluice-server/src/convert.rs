@@ -5,8 +5,8 @@ use sluice_proto::v1 as pb;
 
 use crate::error::GatewayError;
 use crate::gateway::types::{
-    AnswerMeta, ChatInput, DecisionInfo, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings,
-    UsageInfo,
+    AnswerMeta, CacheControl, ChatInput, DecisionInfo, RouteHint, RouteInfo, RouteKind,
+    ScoreOutput, Timings, UsageInfo,
 };
 
 fn role(value: i32, field: &str) -> Result<Role, GatewayError> {
@@ -55,6 +55,24 @@ fn request_id(id: String) -> String {
     } else {
         id
     }
+}
+
+/// `cache_control`: comma-separated `no-cache` / `no-store`, case-insensitive.
+fn cache_control(value: &str) -> Result<CacheControl, GatewayError> {
+    let mut cc = CacheControl::default();
+    for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match token.to_ascii_lowercase().as_str() {
+            "no-cache" => cc.no_cache = true,
+            "no-store" => cc.no_store = true,
+            _ => {
+                return Err(GatewayError::invalid(
+                    "cache_control",
+                    format!("expected no-cache and/or no-store, found {token:?}"),
+                ))
+            }
+        }
+    }
+    Ok(cc)
 }
 
 /// The caller's deadline from a `grpc-timeout` header value (`<1-8 digits><H|M|S|m|u|n>`);
@@ -108,6 +126,7 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
             }
         };
         Ok(ChatInput {
+            tenant: String::new(),
             messages: messages(r.messages)?,
             policy: r.policy,
             tags: r.tags.into_iter().collect(),
@@ -115,6 +134,7 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
             hint,
             request_id: request_id(r.request_id),
             deadline: None,
+            cache: cache_control(&r.cache_control)?,
         })
     }
 }
@@ -124,6 +144,7 @@ impl TryFrom<pb::ScoreRequest> for ChatInput {
 
     fn try_from(r: pb::ScoreRequest) -> Result<Self, Self::Error> {
         Ok(ChatInput {
+            tenant: String::new(),
             messages: messages(r.messages)?,
             policy: r.policy,
             tags: r.tags.into_iter().collect(),
@@ -131,6 +152,7 @@ impl TryFrom<pb::ScoreRequest> for ChatInput {
             hint: RouteHint::Auto,
             request_id: new_request_id(),
             deadline: None,
+            cache: CacheControl::default(),
         })
     }
 }
@@ -271,6 +293,16 @@ mod tests {
     }
 
     #[test]
+    fn cache_control_tokens() {
+        assert_eq!(cache_control("").unwrap(), CacheControl::default());
+        let both = cache_control(" No-Store , no-cache").unwrap();
+        assert!(both.no_cache && both.no_store);
+        let err = cache_control("no-cache, max-age=5").unwrap_err();
+        assert!(err.to_string().starts_with("cache_control:"), "{err}");
+        assert!(err.to_string().contains("max-age=5"), "{err}");
+    }
+
+    #[test]
     fn unknown_hint_is_rejected() {
         let req = pb::ChatRequest {
             messages: vec![msg(pb::Role::User, "hi")],
@@ -295,8 +327,10 @@ mod tests {
             }),
             route_hint: pb::RouteHint::Remote.into(),
             request_id: "r1".into(),
+            cache_control: "no-store".into(),
         };
         let input = ChatInput::try_from(req).unwrap();
+        assert!(input.cache.no_store && !input.cache.no_cache);
         assert_eq!(input.messages[0].role, Role::System);
         assert_eq!(input.policy, "p");
         assert_eq!(input.tags.get("team").map(String::as_str), Some("a"));

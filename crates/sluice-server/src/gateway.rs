@@ -1,6 +1,7 @@
 //! The request path: validate, pick the policy, score with the local model, answer locally or
 //! escalate along the tier chain, account for tokens and cost.
 
+mod cache;
 mod chat;
 mod escalate;
 mod policy_store;
@@ -13,6 +14,7 @@ use sluice_policy::{Policy, Role};
 use sluice_router::{LocalModel, LocalRequest};
 use sluice_upstream::{UpstreamClient, UpstreamRequest};
 
+pub use cache::Caches;
 pub use policy_store::PolicyStore;
 pub use types::*;
 
@@ -30,19 +32,38 @@ struct Inner {
     policies: PolicyStore,
     local: OnceLock<Arc<dyn LocalModel>>,
     upstream: UpstreamClient,
+    caches: Caches,
     metrics: Arc<Metrics>,
 }
 
 impl Gateway {
-    pub fn new(policies: PolicyStore, upstream: UpstreamClient, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        policies: PolicyStore,
+        upstream: UpstreamClient,
+        caches: Caches,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 policies,
                 local: OnceLock::new(),
                 upstream,
+                caches,
                 metrics,
             }),
         }
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    /// The local model's id, or the policy's label for it while it loads.
+    fn local_model_id(&self, policy: &Policy) -> String {
+        self.inner
+            .local
+            .get()
+            .map_or_else(|| policy.local.model.clone(), |m| m.model_id().to_string())
     }
 
     /// Install the local model once it has loaded; the gateway is ready from then on.

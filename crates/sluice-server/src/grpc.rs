@@ -9,6 +9,7 @@ use sluice_proto::v1::admin_server::Admin;
 use sluice_proto::v1::router_server::Router;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{caller_of, Caller};
 use crate::convert::{chat_response, final_chunk, grpc_timeout, score_response};
 use crate::error::GatewayError;
 use crate::gateway::types::{ChatInput, StreamItem};
@@ -27,7 +28,16 @@ impl RouterService {
     }
 }
 
-/// Convert a request, carrying the caller's deadline along.
+/// The tenant is the caller's; a request naming no policy gets the tenant's default.
+fn attribute(mut input: ChatInput, caller: Caller) -> ChatInput {
+    input.tenant = caller.tenant;
+    if input.policy.is_empty() {
+        input.policy = caller.default_policy.unwrap_or_default();
+    }
+    input
+}
+
+/// Convert a request, carrying the caller and its deadline along.
 fn chat_input(request: Request<pb::ChatRequest>) -> Result<ChatInput, GatewayError> {
     let timeout = grpc_timeout(
         request
@@ -35,7 +45,8 @@ fn chat_input(request: Request<pb::ChatRequest>) -> Result<ChatInput, GatewayErr
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok()),
     );
-    let mut input = ChatInput::try_from(request.into_inner())?;
+    let caller = caller_of(&request);
+    let mut input = attribute(ChatInput::try_from(request.into_inner())?, caller);
     // Stop escalating a little before the caller gives up, to leave time for the fallback
     // answer or a clear error to reach it.
     input.deadline = timeout.map(|t| {
@@ -90,7 +101,8 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ScoreRequest>,
     ) -> Result<Response<pb::ScoreResponse>, Status> {
-        let input = ChatInput::try_from(request.into_inner())?;
+        let caller = caller_of(&request);
+        let input = attribute(ChatInput::try_from(request.into_inner())?, caller);
         let out = self.gw.score(input).await?;
         Ok(Response::new(score_response(out)))
     }

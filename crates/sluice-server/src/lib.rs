@@ -2,6 +2,7 @@
 //! policy, local model and tiers, the metrics registry and the admin HTTP endpoints.
 
 pub mod admin_http;
+pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod gateway;

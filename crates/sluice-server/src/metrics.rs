@@ -76,6 +76,10 @@ pub struct Metrics {
     pub upstream_requests: Family<UpstreamLabels, Counter>,
     pub slm_inflight: Gauge<i64, AtomicI64>,
     pub policy_reloads: Family<ResultLabel, Counter>,
+    pub cache_lookups: Family<ResultLabel, Counter>,
+    pub cache_remote_errors: Counter,
+    /// Redis errors already counted, so each scrape adds only the new ones.
+    cache_remote_errors_seen: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -99,6 +103,8 @@ impl Metrics {
         let upstream_requests = Family::<UpstreamLabels, Counter>::default();
         let slm_inflight = Gauge::<i64, AtomicI64>::default();
         let policy_reloads = Family::<ResultLabel, Counter>::default();
+        let cache_lookups = Family::<ResultLabel, Counter>::default();
+        let cache_remote_errors = Counter::default();
         registry.register(
             "sluice_requests",
             "Requests answered or failed, by route (local, remote, cache, error), tier, policy and reason",
@@ -149,6 +155,17 @@ impl Metrics {
             "Policy reloads by result (ok, error)",
             policy_reloads.clone(),
         );
+        registry.register(
+            "sluice_cache_lookups",
+            "Response cache lookups by result: hit_local, hit_remote (shared Redis tier), miss, \
+             bypass (not cacheable or no-cache), score_hit (a draft reused for scoring)",
+            cache_lookups.clone(),
+        );
+        registry.register(
+            "sluice_cache_remote_errors",
+            "Errors talking to the shared Redis cache tier; the gateway kept serving from memory",
+            cache_remote_errors.clone(),
+        );
         Self {
             registry,
             requests,
@@ -161,6 +178,28 @@ impl Metrics {
             upstream_requests,
             slm_inflight,
             policy_reloads,
+            cache_lookups,
+            cache_remote_errors,
+            cache_remote_errors_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Count one cache lookup.
+    pub fn cache_lookup(&self, result: &str) {
+        self.cache_lookups
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Bring `sluice_cache_remote_errors_total` up to the caches' running total.
+    pub fn sync_cache_remote_errors(&self, total: u64) {
+        let seen = self
+            .cache_remote_errors_seen
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        if total > seen {
+            self.cache_remote_errors.inc_by(total - seen);
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use sluice_cache::RedisClient;
 use sluice_proto::v1::admin_server::AdminServer;
 use sluice_proto::v1::router_server::{RouterServer, SERVICE_NAME};
 use sluice_router::LocalModel;
@@ -17,16 +18,25 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin_http;
+use crate::auth::Auth;
+use crate::gateway::Caches;
 use crate::gateway::{Gateway, PolicyStore};
 use crate::grpc::{AdminService, RouterService};
 use crate::metrics::Metrics;
 
-/// Where to listen.
-#[derive(Debug, Clone)]
+/// Where to listen, who may call, and where the shared cache tier lives.
+#[derive(Debug, Clone, Default)]
 pub struct ServeConfig {
     pub grpc_listen: String,
     pub admin_listen: String,
+    /// API keys → tenants; off when it holds no tenants file.
+    pub auth: Auth,
+    /// `redis://host:port` of a cache tier shared by replicas.
+    pub redis_url: Option<String>,
 }
+
+/// Bound on each Redis operation: past it the request goes on without the shared tier.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Loads the local model; runs in the background after the listeners are up.
 pub type LocalLoader =
@@ -40,6 +50,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot use the Redis cache: {0}")]
+    Redis(String),
     #[error("cannot start the upstream client: {0}")]
     Upstream(String),
     #[error("loading the local model failed: {0}")]
@@ -100,7 +112,23 @@ pub async fn start(
     let upstream = UpstreamClient::new()
         .map_err(|e| ServeError::Upstream(e.to_string()))?
         .with_guard(Arc::new(TierGuards::new()));
-    let gw = Gateway::new(policies, upstream, Arc::new(Metrics::new()));
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(|url| RedisClient::new(url, REDIS_TIMEOUT))
+        .transpose()
+        .map_err(|e| ServeError::Redis(e.to_string()))?;
+    let gw = Gateway::new(
+        policies,
+        upstream,
+        Caches::new(redis),
+        Arc::new(Metrics::new()),
+    );
+    if !config.auth.is_enabled() {
+        tracing::warn!(
+            "no tenants file: authentication is off and every caller is tenant \"default\""
+        );
+    }
     let grpc_listener = bind(&config.grpc_listen).await?;
     let admin_listener = bind(&config.admin_listen).await?;
     let local_addr = |l: &TcpListener, addr: &str| {
@@ -146,8 +174,16 @@ pub async fn start(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(RouterServer::new(RouterService::new(gw.clone())))
-        .add_service(AdminServer::new(AdminService::new(gw.clone())))
+        // Authentication wraps the API services only: health and reflection stay open for
+        // load balancers and tools.
+        .add_service(RouterServer::with_interceptor(
+            RouterService::new(gw.clone()),
+            intercept(config.auth.clone()),
+        ))
+        .add_service(AdminServer::with_interceptor(
+            AdminService::new(gw.clone()),
+            intercept(config.auth.clone()),
+        ))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
@@ -218,6 +254,12 @@ pub async fn start(
         stop,
         task,
     })
+}
+
+fn intercept(
+    auth: Auth,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |req| auth.intercept(req)
 }
 
 fn serve_error(what: &'static str, e: impl std::fmt::Display) -> ServeError {

@@ -62,6 +62,14 @@ fn loader_of(model: FakeLocal) -> LocalLoader {
 
 impl Harness {
     async fn start(policies: &[(&str, String)], loader: LocalLoader) -> Harness {
+        Harness::start_with(ServeConfig::default(), policies, loader).await
+    }
+
+    async fn start_with(
+        config: ServeConfig,
+        policies: &[(&str, String)],
+        loader: LocalLoader,
+    ) -> Harness {
         let dir = temp_dir();
         for (file, yaml) in policies {
             std::fs::write(dir.join(file), yaml).unwrap();
@@ -70,6 +78,7 @@ impl Harness {
             ServeConfig {
                 grpc_listen: "127.0.0.1:0".into(),
                 admin_listen: "127.0.0.1:0".into(),
+                ..config
             },
             PolicyStore::load(&dir).unwrap(),
             loader,
@@ -139,6 +148,8 @@ fn ask(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
     }
 }
 
+#[path = "gateway/cache.rs"]
+mod cache;
 #[path = "gateway/soak.rs"]
 mod soak;
 

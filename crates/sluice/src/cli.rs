@@ -34,6 +34,12 @@ pub enum Command {
         /// GGUF file of the local model.
         #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
         model: PathBuf,
+        /// Tenants file (API keys → tenants); without it authentication is off.
+        #[arg(long, env = "SLUICE_TENANTS")]
+        tenants: Option<PathBuf>,
+        /// Shared cache tier for several replicas, e.g. redis://127.0.0.1:6379.
+        #[arg(long, env = "SLUICE_REDIS_URL")]
+        redis_url: Option<String>,
     },
     /// Work with policy files.
     Policy {

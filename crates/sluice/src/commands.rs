@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures::FutureExt;
-use sluice_policy::PolicySet;
+use sluice_policy::{load_tenants, PolicySet};
 use sluice_router::LocalModel;
+use sluice_server::auth::Auth;
 use sluice_server::serve::{LocalLoader, ServeConfig};
 use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
@@ -21,12 +22,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grpc_listen,
             admin_listen,
             model,
+            tenants,
+            redis_url,
         } => serve(
             &policy,
-            ServeConfig {
-                grpc_listen,
-                admin_listen,
-            },
+            tenants.as_deref(),
+            grpc_listen,
+            admin_listen,
+            redis_url,
             model,
         ),
         Command::Policy {
@@ -45,10 +48,28 @@ fn init_logging() {
         .init();
 }
 
-fn serve(policy: &Path, config: ServeConfig, model: PathBuf) -> anyhow::Result<ExitCode> {
+fn serve(
+    policy: &Path,
+    tenants: Option<&Path>,
+    grpc_listen: String,
+    admin_listen: String,
+    redis_url: Option<String>,
+    model: PathBuf,
+) -> anyhow::Result<ExitCode> {
     init_logging();
-    // Fail before binding anything on a bad policy or a missing model (the commonest set-up slip).
+    // Fail before binding anything on a bad policy or tenants file, or a missing model (the
+    // commonest set-up slip).
     let policies = PolicyStore::load(policy)?;
+    let tenants = tenants.map(load_tenants).transpose()?;
+    if let Some(t) = &tenants {
+        t.check_policies(&policies.snapshot())?;
+    }
+    let config = ServeConfig {
+        grpc_listen,
+        admin_listen,
+        auth: Auth::new(tenants),
+        redis_url,
+    };
     if !model.is_file() {
         bail!(
             "model file {} does not exist; fetch the default model with `scripts/fetch-model`, \

@@ -1,5 +1,6 @@
 //! Tests of parsing and validating single policies.
 
+mod cache;
 mod tier;
 
 use std::path::Path;
@@ -129,6 +130,8 @@ fn full_file_parses_into_domain_values() {
             },
         },
         on_upstream_failure: OnUpstreamFailure::Error,
+        cache: CacheSettings::default(),
+        fingerprint: fingerprint(FULL),
     };
     assert_eq!(policy, expected);
 }
@@ -378,6 +381,8 @@ fn shipped_default_policy_parses() {
         vec![(Feature::MeanLogprob, 2.5), (Feature::MinLogprob, 0.15)]
     );
     assert_eq!(policy.on_upstream_failure, OnUpstreamFailure::Local);
+    assert_eq!(policy.cache, CacheSettings::default());
+    assert_eq!(policy.fingerprint, fingerprint(&src));
 
     let loaded = load_policy_file(&path).unwrap();
     assert_eq!(loaded.source.as_deref(), Some(path.as_path()));

@@ -1,5 +1,6 @@
 //! Complete (non-streamed) answers and dry-run scoring.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -9,6 +10,7 @@ use sluice_router::{
     RouteChoice,
 };
 
+use super::cache::{CachedAnswer, Probe};
 use super::{
     cost_avoided, local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, ChatOutput,
     DecisionInfo, Gateway, RemoteFinish, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings,
@@ -68,7 +70,7 @@ impl Gateway {
     /// Route and answer one request.
     pub async fn chat(&self, input: ChatInput) -> Result<ChatOutput, GatewayError> {
         let started = Instant::now();
-        let result = self.chat_inner(&input, started).await;
+        let result = self.chat_cached(&input, started).await;
         match &result {
             Ok(out) => self.metrics().answered(&out.meta),
             Err(e) => self
@@ -78,25 +80,73 @@ impl Gateway {
         result
     }
 
-    async fn chat_inner(
+    /// Answer from the cache when allowed, else route, then keep the answer when allowed.
+    async fn chat_cached(
         &self,
         input: &ChatInput,
         started: Instant,
     ) -> Result<ChatOutput, GatewayError> {
         validate(input)?;
         let policy = self.policy(&input.policy)?;
+        let model = self.local_model_id(&policy);
+        if let Some(hit) = self.cache_probe(&policy, input, &model).await {
+            return Ok(finish(hit.text.clone(), hit.meta(&policy, input), started));
+        }
+        let (out, pieces) = self.chat_inner(&policy, input, started).await?;
+        // A fallback answer stands in for a tier that failed just now: not worth keeping.
+        if !out.meta.route.fallback {
+            let entry = CachedAnswer::from_meta(&out.text, pieces, &out.meta);
+            self.inner
+                .caches
+                .store(&policy, input, &model, &entry)
+                .await;
+        }
+        Ok(out)
+    }
+
+    /// Look the request up in the response cache, counting the outcome.
+    pub(super) async fn cache_probe(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+        model: &str,
+    ) -> Option<CachedAnswer> {
+        match self.inner.caches.lookup(policy, input, model).await {
+            Probe::Hit(answer, result) => {
+                self.metrics().cache_lookup(result);
+                Some(answer)
+            }
+            Probe::Miss => {
+                self.metrics().cache_lookup("miss");
+                None
+            }
+            Probe::Bypass => {
+                self.metrics().cache_lookup("bypass");
+                None
+            }
+        }
+    }
+
+    /// Route and answer; also returns the answer's pieces as produced, for the cache.
+    async fn chat_inner(
+        &self,
+        policy: &Arc<Policy>,
+        input: &ChatInput,
+        started: Instant,
+    ) -> Result<(ChatOutput, Vec<String>), GatewayError> {
+        let policy = policy.clone();
         let mut timings = Timings::default();
         let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
             Start::Confident(s) => {
                 let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
-                return Ok(finish(s.draft.text, meta, started));
+                return Ok((finish(s.draft.text, meta, started), s.draft.pieces));
             }
             Start::HintLocal(info) => {
                 let t = Instant::now();
                 let answer = self.generate_local(&policy, input).await?;
                 timings.local_ms = ms(t.elapsed());
                 let meta = self.local_meta(&policy, input, info, &answer, false, timings);
-                return Ok(finish(answer.text, meta, started));
+                return Ok((finish(answer.text, meta, started), Vec::new()));
             }
             Start::Escalate(info, draft) => (info, draft),
         };
@@ -110,7 +160,7 @@ impl Gateway {
                     cost_usd: c.cost_usd,
                 };
                 let meta = remote_meta(input, info, &tier.name, done, timings);
-                Ok(finish(c.content, meta, started))
+                Ok((finish(c.content, meta, started), Vec::new()))
             }
             Err((failure, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
@@ -131,7 +181,7 @@ impl Gateway {
                     }
                 };
                 let meta = self.local_meta(&policy, input, info, &answer, true, timings);
-                Ok(finish(answer.text, meta, started))
+                Ok((finish(answer.text, meta, started), Vec::new()))
             }
         }
     }
@@ -199,9 +249,35 @@ impl Gateway {
     ) -> Result<Scored, GatewayError> {
         let local = self.local()?;
         let t = Instant::now();
-        let draft = {
-            let _g = self.metrics().slm_guard();
-            local.draft(local_request(policy, input)).await?
+        let req = local_request(policy, input);
+        let model = local.model_id().to_string();
+        // Greedy drafts repeat exactly, so one made before for the same prompt (same tenant,
+        // policy and model) is reused; stop sequences are not in the key, so those skip it.
+        let caches = &self.inner.caches;
+        let reusable = input.params.stop.is_empty();
+        let cached = if reusable {
+            caches.draft(policy, input, &model, req.max_tokens).await
+        } else {
+            None
+        };
+        let draft = match cached {
+            Some(d) => {
+                self.metrics().cache_lookup("score_hit");
+                d
+            }
+            None => {
+                let max_tokens = req.max_tokens;
+                let d = {
+                    let _g = self.metrics().slm_guard();
+                    local.draft(req).await?
+                };
+                if reusable {
+                    caches
+                        .store_draft(policy, input, &model, max_tokens, &d)
+                        .await;
+                }
+                d
+            }
         };
         let features = draft_features(&draft);
         let c = confidence(&policy.scoring.weights, &features);

@@ -13,10 +13,11 @@ use sluice_router::LocalEvent;
 use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
 
+use super::cache::CachedAnswer;
 use super::chat::{LocalAnswer, Start};
 use super::{
     local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway,
-    RemoteFinish, StreamItem, Timings,
+    RemoteFinish, RouteKind, StreamItem, Timings,
 };
 use crate::error::GatewayError;
 
@@ -41,18 +42,26 @@ impl From<sluice_router::LocalError> for Stop {
     }
 }
 
-/// The writing end of one stream; counts the request in metrics when it ends.
+/// The writing end of one stream; counts the request in metrics when it ends, and keeps the
+/// answer in the cache when it may.
 struct Out {
     tx: mpsc::Sender<Item>,
     gw: Gateway,
     policy: String,
     started: Instant,
     sent_chars: usize,
+    /// Text sent so far, piece by piece.
+    pieces: Vec<String>,
+    /// Where to keep the answer: the policy, the request and the local model id.
+    store: Option<(Arc<Policy>, ChatInput, String)>,
 }
 
 impl Out {
     async fn delta(&mut self, text: String) -> Result<(), Stop> {
         self.sent_chars += text.chars().count();
+        if self.store.is_some() {
+            self.pieces.push(text.clone());
+        }
         self.tx
             .send(Ok(StreamItem::Delta(text)))
             .await
@@ -62,6 +71,17 @@ impl Out {
     async fn end(&mut self, mut meta: AnswerMeta) -> Result<(), Stop> {
         meta.timings.total_ms = ms(self.started.elapsed());
         self.gw.metrics().answered(&meta);
+        if let Some((policy, input, model)) = self.store.take() {
+            // Fallbacks stand in for a tier that failed just now; cache hits are kept already.
+            if !meta.route.fallback && meta.route.kind != RouteKind::Cache {
+                let pieces = std::mem::take(&mut self.pieces);
+                let entry = CachedAnswer::from_meta(&pieces.concat(), pieces, &meta);
+                self.gw
+                    .caches()
+                    .store(&policy, &input, &model, &entry)
+                    .await;
+            }
+        }
         self.tx
             .send(Ok(StreamItem::End(Box::new(meta))))
             .await
@@ -95,6 +115,8 @@ impl Gateway {
             policy: input.policy.clone(),
             started: Instant::now(),
             sent_chars: 0,
+            pieces: Vec::new(),
+            store: None,
         };
         let gw = self.clone();
         tokio::spawn(async move {
@@ -109,6 +131,20 @@ impl Gateway {
     async fn stream_inner(&self, input: &ChatInput, out: &mut Out) -> Result<(), Stop> {
         validate(input)?;
         let policy = self.policy(&input.policy)?;
+        let model = self.local_model_id(&policy);
+        if let Some(hit) = self.cache_probe(&policy, input, &model).await {
+            let meta = hit.meta(&policy, input);
+            let pieces = if hit.pieces.len() > 1 {
+                hit.pieces
+            } else {
+                hit.text.split_inclusive(' ').map(str::to_string).collect()
+            };
+            for piece in pieces {
+                out.delta(piece).await?;
+            }
+            return out.end(meta).await;
+        }
+        out.store = Some((policy.clone(), input.clone(), model));
         let mut timings = Timings::default();
         let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
             Start::Confident(s) => {

@@ -13,9 +13,20 @@ pub enum RouteHint {
     Remote,
 }
 
+/// What the caller allows the cache to do with this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheControl {
+    /// Do not answer from the cache.
+    pub no_cache: bool,
+    /// Do not keep the answer.
+    pub no_store: bool,
+}
+
 /// A validated chat request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatInput {
+    /// Who is asking; cache entries never cross tenants.
+    pub tenant: String,
     pub messages: Vec<Message>,
     /// Empty: the default policy.
     pub policy: String,
@@ -25,6 +36,7 @@ pub struct ChatInput {
     pub request_id: String,
     /// The caller's deadline (gRPC `grpc-timeout`); tier calls never run past it.
     pub deadline: Option<std::time::Instant>,
+    pub cache: CacheControl,
 }
 
 /// Where an answer came from.

@@ -1,0 +1,261 @@
+//! Tests of parsing, validating and using a tenants file.
+
+use std::path::Path;
+
+use super::*;
+
+const FILE: &str = "\
+version: 1
+tenants:
+  - name: acme
+    api_key_env: ACME_API_KEY
+    policy: default
+  - name: beta
+    api_key_env: BETA_API_KEY
+";
+
+const ACME_KEY: &str = "sk-acme-0123456789";
+const BETA_KEY: &str = "sk-beta-9876543210";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "ACME_API_KEY" => Some(ACME_KEY.into()),
+        "BETA_API_KEY" => Some(BETA_KEY.into()),
+        "EMPTY_KEY" => Some(String::new()),
+        "BLANK_KEY" => Some("  ".into()),
+        "PADDED_KEY" => Some(format!("{ACME_KEY}\n")),
+        "ACME_AGAIN" => Some(ACME_KEY.into()),
+        _ => None,
+    }
+}
+
+fn parse(src: &str) -> Result<Tenants, PolicyError> {
+    parse_tenants(src, Path::new("deploy/tenants.yaml"), &env)
+}
+
+/// The error's (key path, line, message); panics when parsing succeeds.
+fn invalid(src: &str) -> (String, Option<usize>, String) {
+    match parse(src) {
+        Err(PolicyError::Invalid {
+            file,
+            key_path,
+            line,
+            message,
+        }) => {
+            assert_eq!(file, Path::new("deploy/tenants.yaml"));
+            assert!(!message.contains(ACME_KEY), "key leaked: {message}");
+            assert!(!message.contains(BETA_KEY), "key leaked: {message}");
+            (key_path, line, message)
+        }
+        other => panic!("expected an invalid-tenants error, got {other:?}"),
+    }
+}
+
+/// `FILE` with `from` replaced by `to` (which must occur).
+fn file_with(from: &str, to: &str) -> String {
+    assert!(FILE.contains(from), "{from}");
+    FILE.replacen(from, to, 1)
+}
+
+#[test]
+fn keys_authenticate_their_tenant() {
+    let tenants = parse(FILE).unwrap();
+    assert_eq!(tenants.len(), 2);
+    assert!(!tenants.is_empty());
+    assert_eq!(tenants.names(), ["acme", "beta"]);
+    let acme = tenants.authenticate(ACME_KEY).unwrap();
+    assert_eq!(
+        *acme,
+        Tenant {
+            name: "acme".into(),
+            default_policy: Some("default".into()),
+        }
+    );
+    let beta = tenants.authenticate(BETA_KEY).unwrap();
+    assert_eq!(beta.name, "beta");
+    assert_eq!(beta.default_policy, None);
+}
+
+#[test]
+fn wrong_or_partial_keys_do_not_authenticate() {
+    let tenants = parse(FILE).unwrap();
+    for wrong in [
+        "",
+        "sk-acme",
+        &format!("{ACME_KEY} "),
+        "ACME_API_KEY",
+        "acme",
+    ] {
+        assert!(tenants.authenticate(wrong).is_none(), "{wrong:?}");
+    }
+}
+
+#[test]
+fn debug_shows_names_but_never_keys() {
+    let shown = format!("{:?}", parse(FILE).unwrap());
+    assert!(!shown.contains(ACME_KEY), "{shown}");
+    assert!(!shown.contains(BETA_KEY), "{shown}");
+    assert!(
+        shown.contains("\"acme\"") && shown.contains("\"beta\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unset_or_empty_key_names_variable_and_tenant() {
+    let src = file_with("BETA_API_KEY", "BETA_KEY_UNSET");
+    let (key_path, line, message) = invalid(&src);
+    assert_eq!(
+        (key_path.as_str(), line),
+        ("tenants[1].api_key_env", Some(7))
+    );
+    assert_eq!(
+        message,
+        "expected environment variable BETA_KEY_UNSET to hold the API key of tenant \"beta\", \
+         found it unset"
+    );
+    for var in ["EMPTY_KEY", "BLANK_KEY"] {
+        let (key_path, _, message) = invalid(&file_with("BETA_API_KEY", var));
+        assert_eq!(key_path, "tenants[1].api_key_env");
+        assert!(message.contains(var), "{message}");
+        assert!(message.ends_with("found it empty"), "{message}");
+    }
+    let (_, _, message) = invalid(&file_with("ACME_API_KEY", "PADDED_KEY"));
+    assert!(message.contains("PADDED_KEY"), "{message}");
+    assert!(message.contains("tenant \"acme\""), "{message}");
+    assert!(message.ends_with("found whitespace around it"), "{message}");
+}
+
+#[test]
+fn bad_variable_name() {
+    let (key_path, _, message) = invalid(&file_with("ACME_API_KEY", "sk-live-123"));
+    assert_eq!(key_path, "tenants[0].api_key_env");
+    assert!(
+        message.starts_with("expected an environment variable name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn shared_key_names_both_tenants_not_the_key() {
+    let src = file_with("BETA_API_KEY", "ACME_AGAIN");
+    let (key_path, line, message) = invalid(&src);
+    assert_eq!(
+        (key_path.as_str(), line),
+        ("tenants[1].api_key_env", Some(7))
+    );
+    assert_eq!(
+        message,
+        "expected a different API key for each tenant, found the key of tenant \"acme\" \
+         (in ACME_API_KEY) also in ACME_AGAIN for tenant \"beta\""
+    );
+    let shown = parse(&src).unwrap_err().to_string();
+    assert!(!shown.contains(ACME_KEY), "{shown}");
+}
+
+#[test]
+fn duplicate_and_bad_names() {
+    let (key_path, line, message) = invalid(&file_with("name: beta", "name: acme"));
+    assert_eq!((key_path.as_str(), line), ("tenants[1].name", Some(6)));
+    assert_eq!(
+        message,
+        "expected unique tenant names, found \"acme\" again (first at tenants[0].name)"
+    );
+    for bad in ["Acme", "ac me", "-acme", "''"] {
+        let (key_path, _, message) = invalid(&file_with("name: acme", &format!("name: {bad}")));
+        assert_eq!(key_path, "tenants[0].name", "{bad}");
+        assert!(
+            message.starts_with("expected a name of lowercase"),
+            "{message}"
+        );
+    }
+    let (key_path, line, message) = invalid(&file_with("policy: default", "policy: Fast"));
+    assert_eq!((key_path.as_str(), line), ("tenants[0].policy", Some(5)));
+    assert!(message.ends_with("found \"Fast\""), "{message}");
+}
+
+#[test]
+fn version_and_empty_list() {
+    let (key_path, line, message) = invalid(&file_with("version: 1", "version: 2"));
+    assert_eq!((key_path.as_str(), line), ("version", Some(1)));
+    assert_eq!(message, "expected version 1, found 2");
+    for src in [
+        "version: 1\ntenants: []\n",
+        "version: 1\ntenants:\n",
+        "version: 1\n",
+    ] {
+        let (key_path, _, message) = invalid(src);
+        assert_eq!(key_path, "tenants", "{src}");
+        assert_eq!(message, "expected at least one tenant, found none");
+    }
+    let (_, line, _) = invalid("version: 1\ntenants: []\n");
+    assert_eq!(line, Some(2));
+    let (key_path, _, message) = invalid("# nothing\n");
+    assert_eq!(key_path, "");
+    assert_eq!(
+        message,
+        "expected a tenants mapping, found an empty document"
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let (key_path, line, message) = invalid(&file_with("    policy:", "    polcy:"));
+    assert_eq!((key_path.as_str(), line), ("tenants[0].polcy", Some(5)));
+    assert!(message.starts_with("unknown field `polcy`"), "{message}");
+    let (key_path, _, message) = invalid(&format!("{FILE}keys: {{}}\n"));
+    assert_eq!(key_path, "keys");
+    assert!(message.starts_with("unknown field `keys`"), "{message}");
+    // A key written into the file itself is refused, and not echoed back.
+    let src = file_with("    policy: default", &format!("    api_key: {ACME_KEY}"));
+    let (key_path, _, message) = invalid(&src);
+    assert_eq!(key_path, "tenants[0].api_key");
+    assert!(message.starts_with("unknown field `api_key`"), "{message}");
+}
+
+#[test]
+fn default_policies_are_checked_against_the_loaded_set() {
+    let policy = |name: &str| {
+        crate::parse_policy(
+            &format!(
+                "version: 1\nname: {name}\nlocal: {{ model: m }}\nscoring:\n  \
+                 method: answer_confidence\n  threshold: 0.5\n  weights: {{ bias: 1 }}\n"
+            ),
+            Path::new("p.yaml"),
+            &|_| None,
+        )
+        .unwrap()
+    };
+    let tenants = parse(FILE).unwrap();
+    assert!(tenants
+        .check_policies(&PolicySet::from_policy(policy("default")))
+        .is_ok());
+    let err = tenants
+        .check_policies(&PolicySet::from_policy(policy("cheap")))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "deploy/tenants.yaml: tenants[0].policy (line 5): \
+         expected a loaded policy (cheap), found \"default\""
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_reports_io_errors() {
+    let missing = Path::new("/nonexistent/sluice/tenants.yaml");
+    match load_tenants(missing) {
+        Err(PolicyError::Io { path, .. }) => assert_eq!(path, missing),
+        other => panic!("expected an io error, got {other:?}"),
+    }
+}
+
+#[test]
+fn shipped_example_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tenants.example.yaml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let tenants = parse_tenants(&src, &path, &env).unwrap();
+    assert_eq!(tenants.names(), ["acme", "beta"]);
+    let acme = tenants.authenticate(ACME_KEY).unwrap();
+    assert_eq!(acme.default_policy.as_deref(), Some("default"));
+    assert_eq!(tenants.authenticate(BETA_KEY).unwrap().default_policy, None);
+}
