@@ -2,14 +2,11 @@
 //! `RedisClient` and `TieredCache` against a real `redis-server`, started per test on a free
 //! port and killed on drop. Skipped, saying so, where `redis-server` is not installed.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_cache::{CacheError, CacheKey, LocalCache, Lookup, RedisClient, TieredCache};
+use sluice_test_support::RedisServer;
 
 /// The bound under test where Redis goes away or hangs.
 const OP_TIMEOUT: Duration = Duration::from_millis(100);
@@ -19,109 +16,14 @@ const RELAXED: Duration = Duration::from_secs(5);
 const SLACK: Duration = Duration::from_millis(150);
 const TTL: Duration = Duration::from_secs(60);
 
-/// A `redis-server` child process, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
+trait Client {
+    fn client(&self, op_timeout: Duration) -> RedisClient;
 }
 
-impl RedisServer {
-    /// Starts a server with the extra `args`, or `None` (after saying so) without redis-server.
-    async fn start(args: &[&str]) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            say_skipped();
-            return None;
-        }
-        // Several tries: between releasing a probed port and redis-server binding it, another
-        // process may take it; redis-server then exits instead of saying it is ready.
-        for _ in 0..5 {
-            if let Some(server) = Self::try_start(free_port(), args) {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    /// Starts redis-server on `port` and waits for its "ready" line: only that proves this
-    /// process (not another test's server) listens there.
-    fn try_start(port: u16, args: &[&str]) -> Option<Self> {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("redis-server starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        // Keeps draining the log after "ready", so a full pipe never blocks the server.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("Ready to accept connections") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let server = RedisServer { child, port };
-        // Dropping `server` on failure kills the child.
-        ready_rx.recv_timeout(Duration::from_secs(10)).ok()?;
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
+impl Client for RedisServer {
     fn client(&self, op_timeout: Duration) -> RedisClient {
         RedisClient::new(&self.url(), op_timeout).unwrap()
     }
-
-    /// Sends SIGSTOP or SIGCONT: a stopped server accepts connections but never answers.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} failed");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free now and not handed out before in this process: the kernel may return a port
-/// just released by another test whose server has not bound it yet.
-fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if GIVEN.lock().unwrap().insert(port) {
-            return port;
-        }
-    }
-}
-
-/// Straight to stderr: the test harness captures `eprintln!` of passing tests, and a skip
-/// must be seen.
-#[allow(clippy::explicit_write)]
-fn say_skipped() {
-    writeln!(
-        std::io::stderr(),
-        "SKIPPED redis tests: redis-server not found on PATH (Debian package redis-server)"
-    )
-    .unwrap();
 }
 
 fn key(n: u8) -> CacheKey {
@@ -142,7 +44,7 @@ async fn bounded<T>(op: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn binary_values_round_trip_and_missing_keys_are_none() {
-    let Some(server) = RedisServer::start(&[]).await else {
+    let Some(server) = RedisServer::start(&[]) else {
         return;
     };
     let client = server.client(RELAXED);
@@ -167,7 +69,7 @@ async fn binary_values_round_trip_and_missing_keys_are_none() {
 
 #[tokio::test]
 async fn px_expires_the_value() {
-    let Some(server) = RedisServer::start(&[]).await else {
+    let Some(server) = RedisServer::start(&[]) else {
         return;
     };
     let client = server.client(RELAXED);
@@ -185,10 +87,10 @@ async fn px_expires_the_value() {
 
 #[tokio::test]
 async fn password_and_database_from_the_url_are_used() {
-    let Some(server) = RedisServer::start(&["--requirepass", "s3cret"]).await else {
+    let Some(server) = RedisServer::start(&["--requirepass", "s3cret"]) else {
         return;
     };
-    let url = |auth: &str, db: u32| format!("redis://{auth}127.0.0.1:{}/{db}", server.port);
+    let url = |auth: &str, db: u32| format!("redis://{auth}127.0.0.1:{}/{db}", server.port());
     let db1 = RedisClient::new(&url(":s3cret@", 1), RELAXED).unwrap();
     let db2 = RedisClient::new(&url(":s3cret@", 2), RELAXED).unwrap();
     db1.set_px(b"k", b"in db 1", TTL).await.unwrap();
@@ -214,7 +116,7 @@ async fn password_and_database_from_the_url_are_used() {
 
 #[tokio::test]
 async fn another_replica_is_filled_from_redis() {
-    let Some(server) = RedisServer::start(&[]).await else {
+    let Some(server) = RedisServer::start(&[]) else {
         return;
     };
     let first = TieredCache::new(LocalCache::new(1 << 20), Some(server.client(RELAXED)));
@@ -252,7 +154,7 @@ async fn another_replica_is_filled_from_redis() {
 
 #[tokio::test]
 async fn redis_going_away_leaves_the_local_tier_serving() {
-    let Some(server) = RedisServer::start(&[]).await else {
+    let Some(server) = RedisServer::start(&[]) else {
         return;
     };
     let cache = TieredCache::new(LocalCache::new(1 << 20), Some(server.client(OP_TIMEOUT)));
@@ -277,7 +179,7 @@ async fn redis_going_away_leaves_the_local_tier_serving() {
 
 #[tokio::test]
 async fn a_hung_redis_costs_at_most_the_timeout_and_is_used_again_when_back() {
-    let Some(server) = RedisServer::start(&[]).await else {
+    let Some(server) = RedisServer::start(&[]) else {
         return;
     };
     let cache = TieredCache::new(LocalCache::new(1 << 20), Some(server.client(OP_TIMEOUT)));

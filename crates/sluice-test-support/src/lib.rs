@@ -4,8 +4,10 @@
 
 mod fake_local;
 mod mock_upstream;
+mod redis_server;
 
 pub use fake_local::FakeLocal;
+pub use redis_server::RedisServer;
 
 pub use mock_upstream::{
     FaultPlan, MockBehavior, MockConfig, MockUpstream, RecordedRequest, FAULT_HEADER,

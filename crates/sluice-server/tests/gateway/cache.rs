@@ -266,3 +266,94 @@ async fn an_identical_prompt_reuses_its_draft_for_scoring() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn replicas_share_answers_through_redis_and_survive_it_going_away() {
+    let Some(redis) = sluice_test_support::RedisServer::start(&[]) else {
+        return; // said why
+    };
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let replica = || async {
+        let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
+            + "cache: { mode: deterministic, ttl: 1m, max_bytes: 1MiB }\n";
+        Harness::start_with(
+            ServeConfig {
+                auth: auth(),
+                redis_url: Some(redis.url()),
+                ..ServeConfig::default()
+            },
+            &[("default.yaml", yaml)],
+            loader_of(FakeLocal::new("x", UNSURE)),
+        )
+        .await
+    };
+    let (a, b) = (replica().await, replica().await);
+    let q = ask("shared question", pb::RouteHint::Remote, "");
+    let first = a
+        .router()
+        .await
+        .chat(as_tenant("key-acme", q.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.into_inner().route.unwrap().kind(),
+        pb::RouteKind::Remote
+    );
+    // the other replica has it from Redis
+    let second = b
+        .router()
+        .await
+        .chat(as_tenant("key-acme", q.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.into_inner().route.unwrap().kind(),
+        pb::RouteKind::Cache
+    );
+    // but never for another tenant
+    let other = b
+        .router()
+        .await
+        .chat(as_tenant("key-beta", q.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.into_inner().route.unwrap().kind(),
+        pb::RouteKind::Remote
+    );
+    let (_, text) = b.http_get("/metrics").await;
+    assert!(
+        text.contains(r#"sluice_cache_lookups_total{result="hit_remote"} 1"#),
+        "{text}"
+    );
+
+    // Redis goes away: both replicas keep answering, from memory or the tier
+    drop(redis);
+    for h in [&a, &b] {
+        let hit = h
+            .router()
+            .await
+            .chat(as_tenant("key-acme", q.clone()))
+            .await
+            .unwrap();
+        assert_eq!(hit.into_inner().route.unwrap().kind(), pb::RouteKind::Cache);
+        let fresh = ask("a new question", pb::RouteHint::Remote, "");
+        let started = std::time::Instant::now();
+        let r = h
+            .router()
+            .await
+            .chat(as_tenant("key-gamma", fresh))
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().route.unwrap().kind(), pb::RouteKind::Remote);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    let (_, text) = b.http_get("/metrics").await;
+    let errors = text
+        .lines()
+        .find(|l| l.starts_with("sluice_cache_remote_errors_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "{text}");
+}
