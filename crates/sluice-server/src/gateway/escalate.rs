@@ -46,6 +46,12 @@ impl ChainFailure {
         }
     }
 
+    fn deadline(&mut self, tier: &str) {
+        self.errors
+            .push(format!("tier {tier}: the caller's deadline passed"));
+        self.deadline_passed = true;
+    }
+
     fn push(&mut self, e: &UpstreamError) {
         self.errors.push(e.to_string());
     }
@@ -71,10 +77,7 @@ impl Gateway {
                 by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
             else {
                 self.metrics().upstream_call(&tier.name, "deadline");
-                failure
-                    .errors
-                    .push(format!("tier {}: the caller's deadline passed", tier.name));
-                failure.deadline_passed = true;
+                failure.deadline(&tier.name);
                 break;
             };
             match result {
@@ -123,10 +126,7 @@ impl Gateway {
             };
             let Some(opened) = by_deadline(input.deadline, open).await else {
                 self.metrics().upstream_call(&tier.name, "deadline");
-                failure
-                    .errors
-                    .push(format!("tier {}: the caller's deadline passed", tier.name));
-                failure.deadline_passed = true;
+                failure.deadline(&tier.name);
                 break;
             };
             match opened {
