@@ -3,6 +3,7 @@
 //! model implements, so this logic builds and tests without the model.
 
 pub mod decision;
+pub mod eval;
 pub mod features;
 pub mod local;
 

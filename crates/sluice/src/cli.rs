@@ -41,6 +41,27 @@ pub enum Command {
         #[arg(long, env = "SLUICE_REDIS_URL")]
         redis_url: Option<String>,
     },
+    /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
+    /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights).
+    Eval {
+        /// Labelled prompts, one JSON object a line: id, task, prompt, answers, grade, choices.
+        #[arg(long)]
+        data: PathBuf,
+        /// Policy file whose weights are evaluated.
+        #[arg(long, default_value = "policies/default.yaml")]
+        policy: PathBuf,
+        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Only the first N items.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Draft length; default: the policy's local.max_tokens.
+        #[arg(long)]
+        max_tokens: Option<u32>,
+        /// Write one JSON line per item (features, grade, draft) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Work with policy files.
     Policy {
         #[command(subcommand)]

@@ -35,6 +35,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_check(&paths),
+        Command::Eval {
+            data,
+            policy,
+            model,
+            limit,
+            max_tokens,
+            out,
+        } => eval(&data, &policy, &model, limit, max_tokens, out.as_deref()),
     }
 }
 
@@ -121,6 +129,33 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+fn eval(
+    data: &Path,
+    policy: &Path,
+    model: &Path,
+    limit: Option<usize>,
+    max_tokens: Option<u32>,
+    out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let policy = sluice_policy::load_policy_file(policy)?;
+    if !model.is_file() {
+        bail!(
+            "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
+            model.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let slm = SlmModel::load(model).await?;
+        let max_tokens = max_tokens.unwrap_or(policy.local.max_tokens);
+        crate::eval::run(&slm, &policy, data, limit, max_tokens, out).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn policy_check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,8 @@
-//! The `sluice` command line: `serve` and `policy check`.
+//! The `sluice` command line: `serve`, `policy check` and `eval`.
 
 mod cli;
 mod commands;
+mod eval;
 
 pub use cli::{Cli, Command};
 

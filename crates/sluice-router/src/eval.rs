@@ -1,0 +1,11 @@
+//! Offline evaluation of the router: grading a local answer against gold answers (the label
+//! "the local answer is right"), ranking metrics over router scores, and the logistic model
+//! fitted to those labels. Pure functions, no I/O, deterministic for a given seed.
+
+pub mod grade;
+pub mod logistic;
+pub mod metrics;
+
+pub use grade::{grade, normalize, GradeKind};
+pub use logistic::{cross_val_scores, fit_logistic, threshold_for_escalation_rate, LogisticFit};
+pub use metrics::{auprc, auroc};
