@@ -39,8 +39,16 @@ async fn escalates_and_streams_through_a_real_openai_compatible_server() {
     let mut router = server.router().await;
 
     let prompt = "Write a Python function that returns the square of a number.";
+    // greedy, so the answer (and this test) repeats exactly
+    let ask = |hint| {
+        let mut r = chat_request(prompt, hint, "");
+        if let Some(p) = r.params.as_mut() {
+            p.temperature = Some(0.0);
+        }
+        r
+    };
     let resp = router
-        .chat(chat_request(prompt, pb::RouteHint::Auto, ""))
+        .chat(ask(pb::RouteHint::Auto))
         .await
         .expect("the real tier answers")
         .into_inner();
@@ -60,7 +68,7 @@ async fn escalates_and_streams_through_a_real_openai_compatible_server() {
     assert!(usage.cost_usd > 0.0);
 
     let mut stream = router
-        .chat_stream(chat_request(prompt, pb::RouteHint::Remote, ""))
+        .chat_stream(ask(pb::RouteHint::Remote))
         .await
         .expect("the stream opens")
         .into_inner();
