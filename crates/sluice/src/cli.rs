@@ -62,6 +62,30 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fit the policy's weights on labelled prompts and pick the threshold for a target
+    /// escalation rate; print the calibrated policy, or write it with --out / --write.
+    Calibrate {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "policies/default.yaml")]
+        policy: PathBuf,
+        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Draft length; default: the policy's local.max_tokens.
+        #[arg(long)]
+        max_tokens: Option<u32>,
+        /// Share of requests to escalate, in [0, 1].
+        #[arg(long)]
+        target_escalation: f64,
+        /// Write the calibrated policy to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the calibrated policy over --policy.
+        #[arg(long)]
+        write: bool,
+    },
     /// Work with policy files.
     Policy {
         #[command(subcommand)]

@@ -43,6 +43,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_tokens,
             out,
         } => eval(&data, &policy, &model, limit, max_tokens, out.as_deref()),
+        Command::Calibrate {
+            data,
+            policy,
+            model,
+            limit,
+            max_tokens,
+            target_escalation,
+            out,
+            write,
+        } => calibrate(
+            &data,
+            &policy,
+            &model,
+            limit,
+            max_tokens,
+            target_escalation,
+            out.as_deref(),
+            write,
+        ),
     }
 }
 
@@ -155,6 +174,45 @@ fn eval(
         let max_tokens = max_tokens.unwrap_or(policy.local.max_tokens);
         crate::eval::run(&slm, &policy, data, limit, max_tokens, out).await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)] // one per command-line flag
+fn calibrate(
+    data: &Path,
+    policy_path: &Path,
+    model: &Path,
+    limit: Option<usize>,
+    max_tokens: Option<u32>,
+    target_escalation: f64,
+    out: Option<&Path>,
+    write: bool,
+) -> anyhow::Result<ExitCode> {
+    let policy = sluice_policy::load_policy_file(policy_path)?;
+    if !model.is_file() {
+        bail!(
+            "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
+            model.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let rows = runtime.block_on(async {
+        let slm = SlmModel::load(model).await?;
+        let max_tokens = max_tokens.unwrap_or(policy.local.max_tokens);
+        crate::eval::collect(&slm, &policy, data, limit, max_tokens, None).await
+    })?;
+    let c = crate::calibrate::calibrate(&rows, target_escalation)?;
+    eprintln!(
+        "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
+        rows.len(),
+        c.cv_auroc,
+        c.threshold,
+        100.0 * c.escalated
+    );
+    crate::calibrate::write(policy_path, &c, out, write)?;
     Ok(ExitCode::SUCCESS)
 }
 

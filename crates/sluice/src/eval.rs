@@ -57,7 +57,10 @@ fn read_items(path: &Path, limit: Option<usize>) -> anyhow::Result<Vec<Item>> {
 }
 
 /// Features in a fixed order, for fitting.
-const FEATURES: [Feature; 7] = Feature::ALL;
+pub const FEATURES: [Feature; 7] = Feature::ALL;
+
+/// One graded item: features in `FEATURES` order, right or not, the policy's confidence, task.
+pub type Row = (Vec<f64>, bool, f64, String);
 
 /// Run, grade, report; per-item rows go to `out` as JSON lines.
 pub async fn run(
@@ -68,8 +71,22 @@ pub async fn run(
     max_tokens: u32,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
+    let rows = collect(model, policy, data, limit, max_tokens, out).await?;
+    report(policy, &rows);
+    Ok(())
+}
+
+/// Draft and grade every item.
+pub async fn collect(
+    model: &dyn LocalModel,
+    policy: &Policy,
+    data: &Path,
+    limit: Option<usize>,
+    max_tokens: u32,
+    out: Option<&Path>,
+) -> anyhow::Result<Vec<Row>> {
     let items = read_items(data, limit)?;
-    let mut rows: Vec<(Vec<f64>, bool, f64, String)> = Vec::with_capacity(items.len());
+    let mut rows: Vec<Row> = Vec::with_capacity(items.len());
     let mut out = match out {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
@@ -121,11 +138,10 @@ pub async fn run(
     if let Some(mut w) = out {
         w.flush()?;
     }
-    report(policy, &rows);
-    Ok(())
+    Ok(rows)
 }
 
-fn report(policy: &Policy, rows: &[(Vec<f64>, bool, f64, String)]) {
+fn report(policy: &Policy, rows: &[Row]) {
     let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
     let right = labels.iter().filter(|r| **r).count();
     println!(

@@ -1,5 +1,6 @@
-//! The `sluice` command line: `serve`, `policy check` and `eval`.
+//! The `sluice` command line: `serve`, `policy check`, `eval` and `calibrate`.
 
+mod calibrate;
 mod cli;
 mod commands;
 mod eval;
