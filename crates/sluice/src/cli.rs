@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// The model `serve` loads unless told otherwise; `scripts/fetch-model` puts it there.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -44,20 +44,8 @@ pub enum Command {
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights).
     Eval {
-        /// Labelled prompts, one JSON object a line: id, task, prompt, answers, grade, choices.
-        #[arg(long)]
-        data: PathBuf,
-        /// Policy file whose weights are evaluated.
-        #[arg(long, default_value = "policies/default.yaml")]
-        policy: PathBuf,
-        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
-        model: PathBuf,
-        /// Only the first N items.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Draft length; default: the policy's local.max_tokens.
-        #[arg(long)]
-        max_tokens: Option<u32>,
+        #[command(flatten)]
+        run: DraftRun,
         /// Write one JSON line per item (features, grade, draft) here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -65,19 +53,10 @@ pub enum Command {
     /// Fit the policy's weights on labelled prompts and pick the threshold for a target
     /// escalation rate; print the calibrated policy, or write it with --out / --write.
     Calibrate {
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, default_value = "policies/default.yaml")]
-        policy: PathBuf,
-        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
-        model: PathBuf,
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Draft length; default: the policy's local.max_tokens.
-        #[arg(long)]
-        max_tokens: Option<u32>,
+        #[command(flatten)]
+        run: DraftRun,
         /// Share of requests to escalate, in [0, 1].
-        #[arg(long)]
+        #[arg(long, value_parser = share)]
         target_escalation: f64,
         /// Write the calibrated policy to this file.
         #[arg(long)]
@@ -93,11 +72,42 @@ pub enum Command {
     },
 }
 
+/// Which prompts to draft, with which model and policy (`eval` and `calibrate`).
+#[derive(Debug, Args)]
+pub struct DraftRun {
+    /// Labelled prompts, one JSON object a line: id, task, prompt, answers, grade, choices.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Policy file whose weights are evaluated or calibrated.
+    #[arg(long, default_value = "policies/default.yaml")]
+    pub policy: PathBuf,
+    #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Only the first N items.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Draft length; default: the policy's local.max_tokens.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate policy files or directories; exits non-zero on the first invalid one.
+    /// Validate policy files or directories; reports each invalid one and exits non-zero.
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// A share in [0, 1], checked before any work starts.
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number in [0, 1], found {s:?}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("expected a number in [0, 1], found {v}"))
+    }
 }

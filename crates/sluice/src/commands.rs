@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures::FutureExt;
-use sluice_policy::{load_tenants, PolicySet};
+use sluice_policy::{load_tenants, Policy, PolicySet};
 use sluice_router::LocalModel;
 use sluice_server::auth::Auth;
 use sluice_server::serve::{LocalLoader, ServeConfig};
 use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
 
-use crate::cli::{Cli, Command, PolicyCommand};
+use crate::cli::{Cli, Command, DraftRun, PolicyCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -35,33 +35,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_check(&paths),
-        Command::Eval {
-            data,
-            policy,
-            model,
-            limit,
-            max_tokens,
-            out,
-        } => eval(&data, &policy, &model, limit, max_tokens, out.as_deref()),
+        Command::Eval { run, out } => eval(&run, out.as_deref()),
         Command::Calibrate {
-            data,
-            policy,
-            model,
-            limit,
-            max_tokens,
+            run,
             target_escalation,
             out,
             write,
-        } => calibrate(
-            &data,
-            &policy,
-            &model,
-            limit,
-            max_tokens,
-            target_escalation,
-            out.as_deref(),
-            write,
-        ),
+        } => calibrate(&run, target_escalation, out.as_deref(), write),
     }
 }
 
@@ -150,49 +130,16 @@ async fn shutdown_signal() {
     }
 }
 
-fn eval(
-    data: &Path,
-    policy: &Path,
-    model: &Path,
-    limit: Option<usize>,
-    max_tokens: Option<u32>,
+/// Load the policy and the model, then draft and grade every item.
+fn draft_rows(
+    run: &DraftRun,
     out: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let policy = sluice_policy::load_policy_file(policy)?;
-    if !model.is_file() {
+) -> anyhow::Result<(Policy, Vec<crate::eval::Row>)> {
+    let policy = sluice_policy::load_policy_file(&run.policy)?;
+    if !run.model.is_file() {
         bail!(
             "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
-            model.display()
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let slm = SlmModel::load(model).await?;
-        let max_tokens = max_tokens.unwrap_or(policy.local.max_tokens);
-        crate::eval::run(&slm, &policy, data, limit, max_tokens, out).await
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-#[allow(clippy::too_many_arguments)] // one per command-line flag
-fn calibrate(
-    data: &Path,
-    policy_path: &Path,
-    model: &Path,
-    limit: Option<usize>,
-    max_tokens: Option<u32>,
-    target_escalation: f64,
-    out: Option<&Path>,
-    write: bool,
-) -> anyhow::Result<ExitCode> {
-    let policy = sluice_policy::load_policy_file(policy_path)?;
-    if !model.is_file() {
-        bail!(
-            "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
-            model.display()
+            run.model.display()
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -200,10 +147,26 @@ fn calibrate(
         .build()
         .context("cannot start the async runtime")?;
     let rows = runtime.block_on(async {
-        let slm = SlmModel::load(model).await?;
-        let max_tokens = max_tokens.unwrap_or(policy.local.max_tokens);
-        crate::eval::collect(&slm, &policy, data, limit, max_tokens, None).await
+        let slm = SlmModel::load(&run.model).await?;
+        let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
+        crate::eval::collect(&slm, &policy, &run.data, run.limit, max_tokens, out).await
     })?;
+    Ok((policy, rows))
+}
+
+fn eval(run: &DraftRun, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (policy, rows) = draft_rows(run, out)?;
+    crate::eval::report(&policy, &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(
+    run: &DraftRun,
+    target_escalation: f64,
+    out: Option<&Path>,
+    write: bool,
+) -> anyhow::Result<ExitCode> {
+    let (_, rows) = draft_rows(run, None)?;
     let c = crate::calibrate::calibrate(&rows, target_escalation)?;
     eprintln!(
         "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
@@ -212,7 +175,7 @@ fn calibrate(
         c.threshold,
         100.0 * c.escalated
     );
-    crate::calibrate::write(policy_path, &c, out, write)?;
+    crate::calibrate::write(&run.policy, &c, out, write)?;
     Ok(ExitCode::SUCCESS)
 }
 

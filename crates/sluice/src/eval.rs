@@ -62,21 +62,7 @@ pub const FEATURES: [Feature; 7] = Feature::ALL;
 /// One graded item: features in `FEATURES` order, right or not, the policy's confidence, task.
 pub type Row = (Vec<f64>, bool, f64, String);
 
-/// Run, grade, report; per-item rows go to `out` as JSON lines.
-pub async fn run(
-    model: &dyn LocalModel,
-    policy: &Policy,
-    data: &Path,
-    limit: Option<usize>,
-    max_tokens: u32,
-    out: Option<&Path>,
-) -> anyhow::Result<()> {
-    let rows = collect(model, policy, data, limit, max_tokens, out).await?;
-    report(policy, &rows);
-    Ok(())
-}
-
-/// Draft and grade every item.
+/// Draft and grade every item; per-item rows go to `out` as JSON lines.
 pub async fn collect(
     model: &dyn LocalModel,
     policy: &Policy,
@@ -141,7 +127,9 @@ pub async fn collect(
     Ok(rows)
 }
 
-fn report(policy: &Policy, rows: &[Row]) {
+/// Print accuracy per task, AUROC/AUPRC of the policy and each feature, the length baseline,
+/// cross-validated AUROC of a logistic fit and its weights.
+pub fn report(policy: &Policy, rows: &[Row]) {
     let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
     let right = labels.iter().filter(|r| **r).count();
     println!(
