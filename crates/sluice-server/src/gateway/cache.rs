@@ -3,6 +3,7 @@
 //! unless the policy says `cache: { mode: always }`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -84,6 +85,8 @@ impl CachedAnswer {
 pub struct Caches {
     redis: Option<RedisClient>,
     by_policy: Mutex<HashMap<(String, u64), Arc<TieredCache>>>,
+    /// Redis errors of caches dropped when their policy was reloaded, so the total never falls.
+    retired_errors: AtomicU64,
 }
 
 /// Outcome of a lookup, for metrics.
@@ -99,12 +102,14 @@ impl Caches {
         Self {
             redis,
             by_policy: Mutex::new(HashMap::new()),
+            retired_errors: AtomicU64::new(0),
         }
     }
 
     /// Total Redis errors so far, over every policy's cache.
     pub fn remote_errors(&self) -> u64 {
-        self.lock().values().map(|c| c.remote_errors()).sum()
+        let live: u64 = self.lock().values().map(|c| c.remote_errors()).sum();
+        live + self.retired_errors.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Arc<TieredCache>>> {
@@ -121,13 +126,25 @@ impl Caches {
         if let Some(c) = map.get(&key) {
             return c.clone();
         }
-        map.retain(|(name, _), _| name != &policy.name);
+        map.retain(|(name, _), old| {
+            let keep = name != &policy.name;
+            if !keep {
+                self.retired_errors
+                    .fetch_add(old.remote_errors(), Ordering::Relaxed);
+            }
+            keep
+        });
         let c = Arc::new(TieredCache::new(
             LocalCache::new(policy.cache.max_bytes),
             self.redis.clone(),
         ));
         map.insert(key, c.clone());
         c
+    }
+
+    /// Whether an answer to this request would be kept: callers skip preparing one otherwise.
+    pub(super) fn will_store(policy: &Policy, input: &ChatInput) -> bool {
+        !input.cache.no_store && Self::cacheable(policy, input)
     }
 
     fn cacheable(policy: &Policy, input: &ChatInput) -> bool {
@@ -187,7 +204,7 @@ impl Caches {
         local_model: &str,
         answer: &CachedAnswer,
     ) {
-        if input.cache.no_store || !Self::cacheable(policy, input) {
+        if !Self::will_store(policy, input) {
             return;
         }
         let Ok(bytes) = serde_json::to_vec(answer) else {

@@ -10,7 +10,7 @@ use sluice_router::{
     RouteChoice,
 };
 
-use super::cache::{CachedAnswer, Probe};
+use super::cache::{CachedAnswer, Caches, Probe};
 use super::{
     cost_avoided, local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, ChatOutput,
     DecisionInfo, Gateway, RemoteFinish, RouteHint, RouteInfo, RouteKind, ScoreOutput, Timings,
@@ -94,7 +94,7 @@ impl Gateway {
         }
         let (out, pieces) = self.chat_inner(&policy, input, started).await?;
         // A fallback answer stands in for a tier that failed just now: not worth keeping.
-        if !out.meta.route.fallback {
+        if !out.meta.route.fallback && Caches::will_store(&policy, input) {
             let entry = CachedAnswer::from_meta(&out.text, pieces, &out.meta);
             self.inner
                 .caches

@@ -13,7 +13,7 @@ use sluice_router::LocalEvent;
 use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
 
-use super::cache::CachedAnswer;
+use super::cache::{CachedAnswer, Caches};
 use super::chat::{LocalAnswer, Start};
 use super::{
     local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway,
@@ -144,7 +144,10 @@ impl Gateway {
             }
             return out.end(meta).await;
         }
-        out.store = Some((policy.clone(), input.clone(), model));
+        // Keep the pieces only when the answer will be cached.
+        if Caches::will_store(&policy, input) {
+            out.store = Some((policy.clone(), input.clone(), model));
+        }
         let mut timings = Timings::default();
         let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
             Start::Confident(s) => {

@@ -36,6 +36,19 @@ fn as_tenant(key: &str, mut req: pb::ChatRequest) -> tonic::Request<pb::ChatRequ
     r
 }
 
+/// The route a tenant's request took.
+async fn route_as(h: &Harness, key: &str, req: pb::ChatRequest) -> pb::RouteKind {
+    h.router()
+        .await
+        .chat(as_tenant(key, req))
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+        .unwrap()
+        .kind()
+}
+
 async fn cached_gateway(mock: &MockUpstream, local: FakeLocal, mode: &str) -> Harness {
     let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
         + &format!("cache: {{ mode: {mode}, ttl: 1m, max_bytes: 1MiB }}\n");
@@ -289,36 +302,18 @@ async fn replicas_share_answers_through_redis_and_survive_it_going_away() {
     };
     let (a, b) = (replica().await, replica().await);
     let q = ask("shared question", pb::RouteHint::Remote, "");
-    let first = a
-        .router()
-        .await
-        .chat(as_tenant("key-acme", q.clone()))
-        .await
-        .unwrap();
     assert_eq!(
-        first.into_inner().route.unwrap().kind(),
+        route_as(&a, "key-acme", q.clone()).await,
         pb::RouteKind::Remote
     );
     // the other replica has it from Redis
-    let second = b
-        .router()
-        .await
-        .chat(as_tenant("key-acme", q.clone()))
-        .await
-        .unwrap();
     assert_eq!(
-        second.into_inner().route.unwrap().kind(),
+        route_as(&b, "key-acme", q.clone()).await,
         pb::RouteKind::Cache
     );
     // but never for another tenant
-    let other = b
-        .router()
-        .await
-        .chat(as_tenant("key-beta", q.clone()))
-        .await
-        .unwrap();
     assert_eq!(
-        other.into_inner().route.unwrap().kind(),
+        route_as(&b, "key-beta", q.clone()).await,
         pb::RouteKind::Remote
     );
     let (_, text) = b.http_get("/metrics").await;
@@ -330,13 +325,10 @@ async fn replicas_share_answers_through_redis_and_survive_it_going_away() {
     // Redis goes away: both replicas keep answering, from memory or the tier
     drop(redis);
     for h in [&a, &b] {
-        let hit = h
-            .router()
-            .await
-            .chat(as_tenant("key-acme", q.clone()))
-            .await
-            .unwrap();
-        assert_eq!(hit.into_inner().route.unwrap().kind(), pb::RouteKind::Cache);
+        assert_eq!(
+            route_as(h, "key-acme", q.clone()).await,
+            pb::RouteKind::Cache
+        );
         let fresh = ask("a new question", pb::RouteHint::Remote, "");
         let started = std::time::Instant::now();
         let r = h
