@@ -1,7 +1,14 @@
 //! Validated policy: what the rest of Sluice reads. Built only by `validate`.
 
+mod budget;
+mod rules;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use budget::{Budget, BudgetCaps, OnBudgetExhausted};
+pub use rules::{Conditions, CountRange, PiiMatch, Rule, RuleAction, RuleRegex, TagPattern};
 
 /// One routing policy, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +23,11 @@ pub struct Policy {
     pub on_upstream_failure: OnUpstreamFailure,
     /// Which answers this policy's response cache keeps, and for how long.
     pub cache: CacheSettings,
+    /// Checked in order before scoring; the first rule whose conditions all hold decides
+    /// the route. Empty: every request is scored.
+    pub rules: Vec<Rule>,
+    /// Spend caps on escalations, per tenant; `None`: no caps.
+    pub budget: Option<Budget>,
     /// FNV-1a 64 hash of the policy file's exact text (comments included), so that
     /// anything keyed on it, such as cached answers, changes when the file does.
     /// Stable across builds and Rust releases; 0 for policies not parsed from text.
@@ -187,20 +199,74 @@ pub struct Scoring {
     /// Escalate when confidence < threshold. In [0, 1].
     pub threshold: f64,
     pub weights: Weights,
+    /// Per-tenant overrides of `threshold`, each in [0, 1].
+    pub tenant_thresholds: BTreeMap<String, f64>,
+}
+
+impl Scoring {
+    /// The threshold for this tenant: its override, or the policy's `threshold`.
+    pub fn threshold_for(&self, tenant: &str) -> f64 {
+        self.tenant_thresholds
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.threshold)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScoringMethod {
-    /// The SLM drafts the answer; confidence comes from its token log-probabilities.
+    /// The SLM drafts the answer; confidence comes from its token log-probabilities (and any
+    /// other feature). The draft is the local answer when confidence holds.
     AnswerConfidence,
+    /// Pre-route: one prefill over a classification prompt ("will this be answered
+    /// correctly?"), no generation; the answer is generated only when kept local.
+    DifficultyProbe,
+    /// Pre-route: the mean negative log-likelihood of the prompt (one prefill), no generation.
+    PromptSurprise,
 }
 
 impl ScoringMethod {
+    pub const ALL: [ScoringMethod; 3] = [
+        ScoringMethod::AnswerConfidence,
+        ScoringMethod::DifficultyProbe,
+        ScoringMethod::PromptSurprise,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScoringMethod::AnswerConfidence => "answer_confidence",
+            ScoringMethod::DifficultyProbe => "difficulty_probe",
+            ScoringMethod::PromptSurprise => "prompt_surprise",
         }
     }
+
+    /// Whether the method drafts the answer before deciding.
+    pub fn drafts(self) -> bool {
+        self == ScoringMethod::AnswerConfidence
+    }
+
+    /// Whether the method can compute `feature` before deciding.
+    pub fn provides(self, feature: Feature) -> bool {
+        match (self, feature.source()) {
+            (ScoringMethod::AnswerConfidence, _) | (_, FeatureSource::Text) => true,
+            (ScoringMethod::DifficultyProbe, FeatureSource::Probe | FeatureSource::Prefill) => true,
+            (ScoringMethod::PromptSurprise, FeatureSource::Prefill) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a feature is computed from, and so what it costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureSource {
+    /// The greedy draft of the answer (its generation).
+    Draft,
+    /// The request text alone: no model call.
+    Text,
+    /// One prefill of the prompt, no generation.
+    Prefill,
+    /// One prefill of the classification prompt, no generation.
+    Probe,
 }
 
 /// Features a scoring method can feed into the logistic model.
@@ -220,10 +286,25 @@ pub enum Feature {
     Stopped,
     /// Number of prompt tokens.
     PromptTokens,
+    /// Digits (0-9) in the user messages.
+    PromptDigits,
+    /// Number of user messages in the conversation.
+    Turns,
+    /// Fenced code blocks (```) in the user messages.
+    CodeBlocks,
+    /// Question words (what, who, whom, whose, which, when, where, why, how) in the last user
+    /// message.
+    QuestionWords,
+    /// Mean negative log-likelihood (nats per token) of the last user message under the local
+    /// model: how surprising the request is to it.
+    PromptNll,
+    /// ln p(yes) − ln p(no) when the local model is asked whether it will answer the request
+    /// correctly.
+    ProbeLogOdds,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 7] = [
+    pub const ALL: [Feature; 13] = [
         Feature::MeanLogprob,
         Feature::MinLogprob,
         Feature::P10Logprob,
@@ -231,6 +312,12 @@ impl Feature {
         Feature::DraftTokens,
         Feature::Stopped,
         Feature::PromptTokens,
+        Feature::PromptDigits,
+        Feature::Turns,
+        Feature::CodeBlocks,
+        Feature::QuestionWords,
+        Feature::PromptNll,
+        Feature::ProbeLogOdds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -242,6 +329,31 @@ impl Feature {
             Feature::DraftTokens => "draft_tokens",
             Feature::Stopped => "stopped",
             Feature::PromptTokens => "prompt_tokens",
+            Feature::PromptDigits => "prompt_digits",
+            Feature::Turns => "turns",
+            Feature::CodeBlocks => "code_blocks",
+            Feature::QuestionWords => "question_words",
+            Feature::PromptNll => "prompt_nll",
+            Feature::ProbeLogOdds => "probe_log_odds",
+        }
+    }
+
+    /// What computing this feature takes.
+    pub fn source(self) -> FeatureSource {
+        match self {
+            Feature::MeanLogprob
+            | Feature::MinLogprob
+            | Feature::P10Logprob
+            | Feature::MeanEntropy
+            | Feature::DraftTokens
+            | Feature::Stopped
+            | Feature::PromptTokens => FeatureSource::Draft,
+            Feature::PromptDigits
+            | Feature::Turns
+            | Feature::CodeBlocks
+            | Feature::QuestionWords => FeatureSource::Text,
+            Feature::PromptNll => FeatureSource::Prefill,
+            Feature::ProbeLogOdds => FeatureSource::Probe,
         }
     }
 

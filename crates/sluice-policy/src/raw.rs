@@ -6,8 +6,9 @@
 //! silently ignored setting.
 
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A whole policy file, as written.
@@ -24,6 +25,10 @@ pub struct RawPolicy {
     pub scoring: RawScoring,
     pub on_upstream_failure: Option<String>,
     pub cache: Option<RawCache>,
+    /// Routing rules, in order; absent or null means none.
+    pub rules: Option<Vec<RawRule>>,
+    /// Spend caps on escalations; absent means none.
+    pub budget: Option<RawBudget>,
 }
 
 /// `cache:` — the policy's response cache; every key is optional.
@@ -110,6 +115,8 @@ pub struct RawScoring {
     pub method: String,
     pub threshold: Num,
     pub weights: RawWeights,
+    /// Per-tenant overrides of `threshold`, in file order, duplicates kept.
+    pub tenant_thresholds: Option<Entries<Num>>,
 }
 
 /// `weights:` in file order, duplicates kept so validation can reject them.
@@ -137,6 +144,196 @@ impl<'de> Deserialize<'de> for RawWeights {
         }
 
         deserializer.deserialize_map(WeightsVisitor)
+    }
+}
+
+/// One entry of `rules:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule mapping with name, when and action"
+)]
+pub struct RawRule {
+    pub name: String,
+    /// Absent or null: the rule has no conditions.
+    pub when: Option<RawConditions>,
+    pub action: RawAction,
+}
+
+/// `when:` of a rule; every condition is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of conditions (tenant, tags, regex, prompt_tokens, turns, code, pii)"
+)]
+pub struct RawConditions {
+    pub tenant: Option<OneOrMany>,
+    pub tags: Option<Entries<Scalar>>,
+    pub regex: Option<String>,
+    pub prompt_tokens: Option<RawRange>,
+    pub turns: Option<RawRange>,
+    pub code: Option<bool>,
+    pub pii: Option<OneOrMany>,
+}
+
+/// `prompt_tokens:` or `turns:` of a rule: bounds, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with min and/or max")]
+pub struct RawRange {
+    pub min: Option<Int>,
+    pub max: Option<Int>,
+}
+
+/// A rule's `action:` — a plain word (`local`, `score`) or a one-key mapping
+/// (`{tier: NAME}`, `{reject: MESSAGE}`), checked by `validate`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawAction {
+    /// Any scalar.
+    Word(Scalar),
+    /// A mapping, in file order, duplicates kept.
+    Map(Vec<(String, Scalar)>),
+}
+
+impl<'de> Deserialize<'de> for RawAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ActionVisitor;
+
+        impl<'de> Visitor<'de> for ActionVisitor {
+            type Value = RawAction;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(ACTIONS)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar {
+                    text: v.to_owned(),
+                    is_string: true,
+                }))
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar::other(v)))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar::other(v)))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar::other(v)))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar::other(v)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<RawAction, E> {
+                Ok(RawAction::Word(Scalar::other("null")))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAction, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Scalar>()? {
+                    entries.push(entry);
+                }
+                Ok(RawAction::Map(entries))
+            }
+        }
+
+        deserializer.deserialize_any(ActionVisitor)
+    }
+}
+
+/// What a rule's action may be, for messages.
+pub const ACTIONS: &str = "local, score, {tier: NAME} or {reject: MESSAGE}";
+
+/// A string or a list of strings (`tenant: acme` or `tenant: [acme, initech]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+/// `budget:` — spend caps on escalations, per tenant.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with daily_usd, monthly_usd, tenants and on_exhausted"
+)]
+pub struct RawBudget {
+    pub daily_usd: Option<Num>,
+    pub monthly_usd: Option<Num>,
+    /// Per-tenant overrides, in file order, duplicates kept.
+    pub tenants: Option<Entries<RawBudgetCaps>>,
+    pub on_exhausted: Option<String>,
+}
+
+/// One entry of `budget.tenants`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with daily_usd and/or monthly_usd"
+)]
+pub struct RawBudgetCaps {
+    pub daily_usd: Option<Num>,
+    pub monthly_usd: Option<Num>,
+}
+
+/// A mapping from names to values in file order, duplicates kept so validation can
+/// reject them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Entries<V>(pub Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
+            type Value = Entries<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
     }
 }
 
@@ -231,6 +428,14 @@ pub struct Scalar {
 }
 
 impl Scalar {
+    /// A scalar that was not a string, as text.
+    pub fn other(text: impl ToString) -> Scalar {
+        Scalar {
+            text: text.to_string(),
+            is_string: false,
+        }
+    }
+
     /// The value as it should appear after "found" in an error message.
     pub fn found(&self) -> String {
         if self.is_string {
@@ -244,13 +449,6 @@ impl Scalar {
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ScalarVisitor;
-
-        fn other(text: impl ToString) -> Scalar {
-            Scalar {
-                text: text.to_string(),
-                is_string: false,
-            }
-        }
 
         impl Visitor<'_> for ScalarVisitor {
             type Value = Scalar;
@@ -267,23 +465,23 @@ impl<'de> Deserialize<'de> for Scalar {
             }
 
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(other(v))
+                Ok(Scalar::other(v))
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(other(v))
+                Ok(Scalar::other(v))
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(other(v))
+                Ok(Scalar::other(v))
             }
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(other(v))
+                Ok(Scalar::other(v))
             }
 
             fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(other("null"))
+                Ok(Scalar::other("null"))
             }
         }
 

@@ -3,9 +3,13 @@
 //! Errors carry the key path of the offending value; the caller turns that into
 //! a line number and a `PolicyError`.
 
+mod budget;
 mod cache;
+mod rules;
 mod tier;
 pub(crate) mod values;
+
+use std::collections::BTreeMap;
 
 use crate::env::EnvLookup;
 use crate::locate::KeyPath;
@@ -20,9 +24,6 @@ pub const VERSION: i64 = 1;
 pub const DEFAULT_LOCAL_MAX_TOKENS: u32 = 256;
 /// Bounds of `local.max_tokens`.
 pub const LOCAL_MAX_TOKENS: std::ops::RangeInclusive<u32> = 1..=8192;
-
-/// Scoring methods that are planned but not implemented yet.
-const PLANNED_METHODS: [&str; 2] = ["difficulty_probe", "prompt_surprise"];
 
 /// A validation failure: where, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,16 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         }
     };
     let cache = cache::cache(&raw.cache.clone().unwrap_or_default(), &root.key("cache"))?;
+    let rules = rules::rules(
+        raw.rules.as_deref().unwrap_or_default(),
+        &root.key("rules"),
+        &tiers,
+    )?;
+    let budget = raw
+        .budget
+        .as_ref()
+        .map(|b| budget::budget(b, &root.key("budget")))
+        .transpose()?;
     Ok(Policy {
         name: raw.name.clone(),
         source: None,
@@ -77,6 +88,8 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         scoring,
         on_upstream_failure,
         cache,
+        rules,
+        budget,
         fingerprint: 0,
     })
 }
@@ -112,24 +125,17 @@ fn tiers(raw: &[RawTier], path: &KeyPath, env: EnvLookup<'_>) -> Result<Vec<Tier
 }
 
 fn scoring(raw: &RawScoring, path: &KeyPath) -> Result<Scoring, Invalid> {
-    let supported = [ScoringMethod::AnswerConfidence];
-    let supported_names = supported.map(ScoringMethod::as_str).join(", ");
-    let method = match supported.into_iter().find(|m| m.as_str() == raw.method) {
-        Some(method) => method,
-        None if PLANNED_METHODS.contains(&raw.method.as_str()) => {
-            return Err(format!(
-                "scoring method {:?} is not supported yet; expected one of {supported_names}",
-                raw.method
-            ))
-            .at(&path.key("method"))
-        }
-        None => {
-            return Err(format!(
-                "expected a scoring method among {supported_names}, found {:?}",
-                raw.method
-            ))
-            .at(&path.key("method"))
-        }
+    let Some(method) = ScoringMethod::ALL
+        .into_iter()
+        .find(|m| m.as_str() == raw.method)
+    else {
+        let names: Vec<&str> = ScoringMethod::ALL.iter().map(|m| m.as_str()).collect();
+        return Err(format!(
+            "expected a scoring method among {}, found {:?}",
+            names.join(", "),
+            raw.method
+        ))
+        .at(&path.key("method"));
     };
     let threshold = raw.threshold.0;
     if !(0.0..=1.0).contains(&threshold) {
@@ -137,10 +143,35 @@ fn scoring(raw: &RawScoring, path: &KeyPath) -> Result<Scoring, Invalid> {
             .at(&path.key("threshold"));
     }
     let weights = weights(&raw.weights, &path.key("weights"))?;
+    if let Some((feature, _)) = weights.terms.iter().find(|(f, _)| !method.provides(*f)) {
+        return Err(format!(
+            "expected features that method {} computes before deciding, found {} \
+             (it needs the draft of method answer_confidence{})",
+            method.as_str(),
+            feature.as_str(),
+            match feature.source() {
+                crate::FeatureSource::Probe => " or the probe of difficulty_probe",
+                _ => "",
+            }
+        ))
+        .at(&path.key("weights").key(feature.as_str()));
+    }
+    let mut tenant_thresholds = BTreeMap::new();
+    let tenants_path = path.key("tenant_thresholds");
+    for (tenant, value) in raw.tenant_thresholds.iter().flat_map(|t| &t.0) {
+        let tenant_path = tenants_path.key(tenant);
+        values::check_name(tenant).at(&tenant_path)?;
+        let value = values::number_in(value.0, 0.0..=1.0).at(&tenant_path)?;
+        if tenant_thresholds.insert(tenant.clone(), value).is_some() {
+            return Err(format!("expected each tenant once, found {tenant:?} again"))
+                .at(&tenant_path);
+        }
+    }
     Ok(Scoring {
         method,
         threshold,
         weights,
+        tenant_thresholds,
     })
 }
 

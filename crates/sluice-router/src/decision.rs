@@ -46,9 +46,9 @@ pub struct Decision {
     pub threshold: f64,
 }
 
-/// Route a scored request: local when confidence ≥ threshold or no tier exists.
-pub fn decide(policy: &Policy, confidence: f64) -> Decision {
-    let threshold = policy.scoring.threshold;
+/// Route a scored request: local when confidence ≥ the tenant's threshold or no tier exists.
+pub fn decide(policy: &Policy, tenant: &str, confidence: f64) -> Decision {
+    let threshold = policy.scoring.threshold_for(tenant);
     let (route, reason) = if confidence >= threshold {
         (RouteChoice::Local, Reason::Confident)
     } else if policy.tiers.is_empty() {
@@ -95,9 +95,12 @@ mod tests {
                     bias: 0.0,
                     terms: vec![],
                 },
+                tenant_thresholds: Default::default(),
             },
             on_upstream_failure: OnUpstreamFailure::Local,
             cache: CacheSettings::default(),
+            rules: vec![],
+            budget: None,
             fingerprint: 0,
         }
     }
@@ -105,15 +108,15 @@ mod tests {
     #[test]
     fn threshold_splits_local_and_remote() {
         let p = policy(1);
-        assert_eq!(decide(&p, 0.5).route, RouteChoice::Local);
-        assert_eq!(decide(&p, 0.5).reason, Reason::Confident);
-        assert_eq!(decide(&p, 0.49).route, RouteChoice::Remote);
-        assert_eq!(decide(&p, 0.49).reason, Reason::LowConfidence);
+        assert_eq!(decide(&p, "", 0.5).route, RouteChoice::Local);
+        assert_eq!(decide(&p, "", 0.5).reason, Reason::Confident);
+        assert_eq!(decide(&p, "", 0.49).route, RouteChoice::Remote);
+        assert_eq!(decide(&p, "", 0.49).reason, Reason::LowConfidence);
     }
 
     #[test]
     fn no_tier_keeps_it_local() {
-        let d = decide(&policy(0), 0.1);
+        let d = decide(&policy(0), "", 0.1);
         assert_eq!(d.route, RouteChoice::Local);
         assert_eq!(d.reason, Reason::NoTier);
     }

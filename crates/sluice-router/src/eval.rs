@@ -5,7 +5,14 @@
 pub mod grade;
 pub mod logistic;
 pub mod metrics;
+pub mod plot;
+pub mod routing;
 
 pub use grade::{grade, normalize, GradeKind};
 pub use logistic::{cross_val_scores, fit_logistic, threshold_for_escalation_rate, LogisticFit};
 pub use metrics::{auprc, auroc};
+pub use plot::{line_chart_svg, Marker, Series};
+pub use routing::{
+    apgr, min_escalated_for_quality, pgr, point_at_share, random_curve, routing_curve, CurvePoint,
+    Outcome,
+};

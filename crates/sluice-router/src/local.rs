@@ -77,6 +77,16 @@ pub enum LocalError {
 }
 
 /// The in-process small model: drafts answers with token statistics and streams answers.
+/// What one prefill of a prompt says about it, without generating anything.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PromptStats {
+    /// Tokens of the whole prompt as the model sees it (chat template included).
+    pub prompt_tokens: u32,
+    /// Mean negative natural-log likelihood, per token, of the last user message's tokens
+    /// under the model (≥ 0): how surprising the request is to it.
+    pub mean_nll: f64,
+}
+
 #[async_trait::async_trait]
 pub trait LocalModel: Send + Sync + fmt::Debug {
     /// Name reported in responses, e.g. the GGUF file stem.
@@ -90,4 +100,19 @@ pub trait LocalModel: Send + Sync + fmt::Debug {
         &self,
         req: LocalRequest,
     ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError>;
+
+    /// Tokens of the prompt as the model sees it (chat template included), for rules on
+    /// prompt length. Tokenizes only: no forward pass.
+    async fn count_tokens(&self, messages: &[Message]) -> Result<u32, LocalError>;
+
+    /// One prefill of the prompt, no generation.
+    async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError>;
+
+    /// One prefill of `messages`, no generation: for each label, the natural-log probability
+    /// that the model's answer starts with that label's first token.
+    async fn label_logprobs(
+        &self,
+        messages: &[Message],
+        labels: &[&str],
+    ) -> Result<Vec<f64>, LocalError>;
 }

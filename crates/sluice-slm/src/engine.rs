@@ -10,8 +10,10 @@ use mistralrs::{
     ChatCompletionChunkResponse, GgufModelBuilder, Model, RequestBuilder, Response, StopTokens,
     TextMessageRole, TokenSource,
 };
-use sluice_policy::Role;
-use sluice_router::{Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest};
+use sluice_policy::{Message, Role};
+use sluice_router::{
+    Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest, PromptStats,
+};
 use tokio::sync::mpsc;
 
 use crate::stats::StatsRecorder;
@@ -59,6 +61,10 @@ impl SlmModel {
         let model = GgufModelBuilder::new(dir, vec![file.to_string()])
             .with_token_source(TokenSource::None)
             .with_force_cpu()
+            // The prefix cache would answer a raw-logits prefill (prompt_nll, the probe) from
+            // an earlier request's prefix and return logits only for the rest, so features
+            // would depend on what ran before. Off: every prompt is prefilled whole.
+            .with_prefix_cache_n(None)
             .build()
             .await
             .map_err(|e| SlmError::Load {
@@ -76,7 +82,7 @@ impl SlmModel {
     }
 }
 
-fn request(req: &LocalRequest, greedy: bool) -> RequestBuilder {
+pub(crate) fn request(req: &LocalRequest, greedy: bool) -> RequestBuilder {
     let mut b = RequestBuilder::new().set_sampler_max_len(req.max_tokens as usize);
     for m in &req.messages {
         let role = match m.role {
@@ -107,7 +113,7 @@ fn finish_reason(s: Option<&str>) -> FinishReason {
     }
 }
 
-fn gen_err(e: impl fmt::Display) -> LocalError {
+pub(crate) fn gen_err(e: impl fmt::Display) -> LocalError {
     LocalError::Generation(e.to_string())
 }
 
@@ -214,5 +220,21 @@ impl LocalModel for SlmModel {
     ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError> {
         let rx = self.spawn(request(&req, false));
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+
+    async fn count_tokens(&self, messages: &[Message]) -> Result<u32, LocalError> {
+        crate::prompt::count_tokens(&self.model, messages).await
+    }
+
+    async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError> {
+        crate::prompt::prompt_stats(&self.model, messages).await
+    }
+
+    async fn label_logprobs(
+        &self,
+        messages: &[Message],
+        labels: &[&str],
+    ) -> Result<Vec<f64>, LocalError> {
+        crate::prompt::label_logprobs(&self.model, messages, labels).await
     }
 }

@@ -2,6 +2,7 @@
 //! real log-softmax statistics per token, and streams answers.
 
 mod engine;
+mod prompt;
 mod stats;
 
 pub use engine::{SlmError, SlmModel};

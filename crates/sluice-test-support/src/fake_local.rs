@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use sluice_policy::Message;
 use sluice_router::{
-    Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest, TokenStat,
+    Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest, PromptStats, TokenStat,
 };
 
 /// Answers every request with `answer`, one word per token, each with `logprob`.
@@ -47,7 +48,12 @@ impl FakeLocal {
     }
 
     fn prompt_tokens(req: &LocalRequest) -> u32 {
-        req.messages
+        Self::tokens_of(&req.messages)
+    }
+
+    /// One token per word plus four per message for the template.
+    fn tokens_of(messages: &[Message]) -> u32 {
+        messages
             .iter()
             .map(|m| m.content.split_whitespace().count() as u32 + 4)
             .sum()
@@ -97,5 +103,35 @@ impl LocalModel for FakeLocal {
             .chain(std::iter::once(Ok(done)))
             .collect();
         Ok(futures::stream::iter(events).boxed())
+    }
+
+    async fn count_tokens(&self, messages: &[Message]) -> Result<u32, LocalError> {
+        Ok(Self::tokens_of(messages))
+    }
+
+    /// The mean NLL is the mean word length in characters divided by 4: longer words are
+    /// "more surprising", which is enough for the request path's tests.
+    async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError> {
+        let words: Vec<&str> = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == sluice_policy::Role::User)
+            .map(|m| m.content.split_whitespace().collect())
+            .unwrap_or_default();
+        let chars: usize = words.iter().map(|w| w.chars().count()).sum();
+        Ok(PromptStats {
+            prompt_tokens: Self::tokens_of(messages),
+            mean_nll: chars as f64 / words.len().max(1) as f64 / 4.0,
+        })
+    }
+
+    /// Every label equally likely.
+    async fn label_logprobs(
+        &self,
+        _messages: &[Message],
+        labels: &[&str],
+    ) -> Result<Vec<f64>, LocalError> {
+        let p = (1.0 / labels.len().max(1) as f64).ln();
+        Ok(vec![p; labels.len()])
     }
 }

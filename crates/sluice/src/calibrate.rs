@@ -5,12 +5,21 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use sluice_policy::ScoringMethod;
+use sluice_router::eval::routing::{min_escalated_for_quality, routing_curve, Outcome};
 use sluice_router::eval::{auroc, cross_val_scores, fit_logistic, threshold_for_escalation_rate};
 
+use crate::eval::report::{FOLDS, L2, SEED};
 use crate::eval::{Row, FEATURES};
 
-/// Regularisation of the fit (summed log-loss + l2/2·‖w‖² on standardised features).
-const L2: f64 = 1.0;
+/// What the threshold is chosen for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Escalate this share of requests.
+    Escalation(f64),
+    /// Reach this share of large-only accuracy, escalating as few as possible.
+    Quality(f64),
+}
 
 /// What calibration found.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,27 +32,66 @@ pub struct Calibration {
 }
 
 /// Fit on every row, report held-out AUROC from 5-fold cross-validation, pick the threshold
-/// that escalates `target_escalation` of these rows.
-pub fn calibrate(rows: &[Row], target_escalation: f64) -> anyhow::Result<Calibration> {
-    if !(0.0..=1.0).contains(&target_escalation) {
-        bail!("--target-escalation: expected a share in [0, 1], found {target_escalation}");
-    }
-    let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
+/// for the target. A quality target is met on the held-out scores (an honest estimate of how
+/// many must escalate), and needs whether the large model is right on each row.
+pub fn calibrate(
+    rows: &[Row],
+    method: ScoringMethod,
+    target: Target,
+    large_right: Option<&[bool]>,
+) -> anyhow::Result<Calibration> {
+    let labels: Vec<bool> = rows.iter().map(|r| r.right).collect();
     if labels.iter().all(|l| *l) || labels.iter().all(|l| !*l) {
         bail!("the data has only right or only wrong local answers: nothing to separate");
     }
-    let xs: Vec<Vec<f64>> = rows.iter().map(|r| r.0.clone()).collect();
-    let cv_auroc = auroc(&cross_val_scores(&xs, &labels, 5, L2, 7), &labels);
+    // Only the features the policy's method computes before it decides.
+    let used: Vec<usize> = (0..FEATURES.len())
+        .filter(|&i| method.provides(FEATURES[i]))
+        .collect();
+    let xs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| {
+            let x = r.x();
+            used.iter().map(|&i| x[i]).collect()
+        })
+        .collect();
+    let cv = cross_val_scores(&xs, &labels, FOLDS, L2, SEED);
+    let cv_auroc = auroc(&cv, &labels);
+    let share = match target {
+        Target::Escalation(r) if (0.0..=1.0).contains(&r) => r,
+        Target::Escalation(r) => {
+            bail!("--target-escalation: expected a share in [0, 1], found {r}")
+        }
+        Target::Quality(q) if !(0.0..=1.0).contains(&q) => {
+            bail!("--target-quality: expected a share in [0, 1], found {q}")
+        }
+        Target::Quality(q) => {
+            let large = large_right
+                .filter(|l| l.len() == rows.len())
+                .context("--target-quality needs the large model's answer for every row")?;
+            let outcomes: Vec<Outcome> = (0..rows.len())
+                .map(|i| Outcome {
+                    score: cv[i],
+                    local_right: labels[i],
+                    large_right: large[i],
+                    large_cost: 0.0,
+                })
+                .collect();
+            let k = min_escalated_for_quality(&routing_curve(&outcomes), q)
+                .context("no rows to calibrate on")?;
+            k as f64 / rows.len() as f64
+        }
+    };
     let fit = fit_logistic(&xs, &labels, L2);
     let scores: Vec<f64> = xs.iter().map(|x| fit.predict(x)).collect();
-    let threshold = threshold_for_escalation_rate(&scores, target_escalation);
+    let threshold = threshold_for_escalation_rate(&scores, share);
     let escalated =
         scores.iter().filter(|s| **s < threshold).count() as f64 / scores.len().max(1) as f64;
     Ok(Calibration {
         bias: fit.bias,
-        weights: FEATURES
+        weights: used
             .iter()
-            .map(|f| f.as_str())
+            .map(|&i| FEATURES[i].as_str())
             .zip(fit.weights)
             .collect(),
         threshold,
@@ -199,15 +247,82 @@ mod tests {
         let rows: Vec<Row> = (0..100)
             .map(|i| {
                 let right = i % 4 == 0;
-                let mut x = vec![0.0; FEATURES.len()];
-                x[0] = if right { -0.1 } else { -1.0 } + (i % 7) as f64 * 0.01;
-                (x, right, 0.5, "t".to_string())
+                let mut features: std::collections::BTreeMap<String, f64> = FEATURES
+                    .iter()
+                    .map(|f| (f.as_str().to_owned(), 0.0))
+                    .collect();
+                features.insert(
+                    FEATURES[0].as_str().to_owned(),
+                    if right { -0.1 } else { -1.0 } + (i % 7) as f64 * 0.01,
+                );
+                Row {
+                    id: i.to_string(),
+                    task: "t".into(),
+                    right,
+                    confidence: 0.5,
+                    features,
+                    draft: String::new(),
+                }
             })
             .collect();
-        let c = calibrate(&rows, 0.75).unwrap();
+        let c = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            Target::Escalation(0.75),
+            None,
+        )
+        .unwrap();
         assert!(c.cv_auroc > 0.95, "{}", c.cv_auroc);
         assert!((c.escalated - 0.75).abs() < 0.02, "{}", c.escalated);
         assert!(c.weights[0].1 > 0.0);
-        assert!(calibrate(&rows, 1.5).is_err());
+        assert!(calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            Target::Escalation(1.5),
+            None
+        )
+        .is_err());
+
+        // The large model is right everywhere: full quality needs every wrong local answer
+        // escalated (75%), half of it needs fewer; without large answers there is no target.
+        let large = vec![true; rows.len()];
+        let full = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            Target::Quality(1.0),
+            Some(&large),
+        )
+        .unwrap();
+        assert!((full.escalated - 0.75).abs() < 0.02, "{}", full.escalated);
+        let half = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            Target::Quality(0.5),
+            Some(&large),
+        )
+        .unwrap();
+        assert!(half.escalated < 0.3, "{}", half.escalated);
+        assert!(calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            Target::Quality(0.9),
+            None
+        )
+        .is_err());
+
+        // A pre-route method is fitted on what it computes before deciding: no draft features.
+        let pre = calibrate(
+            &rows,
+            ScoringMethod::PromptSurprise,
+            Target::Escalation(0.5),
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = pre.weights.iter().map(|(n, _)| *n).collect();
+        assert!(
+            names.contains(&"prompt_nll") && names.contains(&"turns"),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"mean_logprob") && !names.contains(&"probe_log_odds"));
     }
 }

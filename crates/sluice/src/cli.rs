@@ -42,22 +42,40 @@ pub enum Command {
         redis_url: Option<String>,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
-    /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights).
+    /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)
+    /// and, given the large model's answers, routed accuracy, PGR/APGR and cost by share
+    /// escalated.
     Eval {
         #[command(flatten)]
         run: DraftRun,
-        /// Write one JSON line per item (features, grade, draft) here.
+        #[command(flatten)]
+        large: LargeArgs,
+        /// Write one JSON line per item (features, grade, draft) here; --rows reads it back.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write an SVG plot of routed accuracy against share escalated here (needs the large
+        /// model's answers).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Fit the policy's weights on labelled prompts and pick the threshold for a target
-    /// escalation rate; print the calibrated policy, or write it with --out / --write.
+    /// escalation rate or quality; print the calibrated policy, or write it with --out / --write.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["target_escalation", "target_quality"])))]
     Calibrate {
         #[command(flatten)]
         run: DraftRun,
+        #[command(flatten)]
+        large: LargeArgs,
         /// Share of requests to escalate, in [0, 1].
         #[arg(long, value_parser = share)]
-        target_escalation: f64,
+        target_escalation: Option<f64>,
+        /// Routed accuracy to reach, as a share of large-only accuracy in [0, 1] (e.g. 0.95);
+        /// escalates as little as reaches it. Needs the large model's answers.
+        #[arg(long, value_parser = share)]
+        target_quality: Option<f64>,
         /// Write the calibrated policy to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -89,6 +107,27 @@ pub struct DraftRun {
     /// Draft length; default: the policy's local.max_tokens.
     #[arg(long)]
     pub max_tokens: Option<u32>,
+    /// Reuse the drafts an earlier `eval --out` wrote instead of running the model (the
+    /// confidence is recomputed under --policy).
+    #[arg(long, conflicts_with_all = ["max_tokens"])]
+    pub rows: Option<PathBuf>,
+}
+
+/// Where the large model's answers come from (`eval` and `calibrate`).
+#[derive(Debug, Args)]
+pub struct LargeArgs {
+    /// Read the large model's answers from this file (written by --save-large), calling nothing.
+    #[arg(long, conflicts_with = "save_large")]
+    pub large: Option<PathBuf>,
+    /// Ask the large tier every prompt (temperature 0) and save its answers to this file.
+    #[arg(long)]
+    pub save_large: Option<PathBuf>,
+    /// The policy's tier that answers and whose prices count; default: its first tier.
+    #[arg(long)]
+    pub large_tier: Option<String>,
+    /// Answer length asked of the large tier.
+    #[arg(long, default_value_t = 64)]
+    pub large_max_tokens: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures::FutureExt;
-use sluice_policy::{load_tenants, Policy, PolicySet};
+use sluice_policy::{load_tenants, PolicySet};
 use sluice_router::LocalModel;
 use sluice_server::auth::Auth;
 use sluice_server::serve::{LocalLoader, ServeConfig};
 use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
 
-use crate::cli::{Cli, Command, DraftRun, PolicyCommand};
+use crate::cli::{Cli, Command, PolicyCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -35,13 +35,36 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_check(&paths),
-        Command::Eval { run, out } => eval(&run, out.as_deref()),
+        Command::Eval {
+            run,
+            large,
+            out,
+            report,
+            plot,
+        } => crate::eval::run::eval(
+            &run,
+            &large,
+            crate::eval::run::Outputs {
+                rows: out.as_deref(),
+                report: report.as_deref(),
+                plot: plot.as_deref(),
+            },
+        ),
         Command::Calibrate {
             run,
+            large,
             target_escalation,
+            target_quality,
             out,
             write,
-        } => calibrate(&run, target_escalation, out.as_deref(), write),
+        } => {
+            let target = match (target_escalation, target_quality) {
+                (Some(r), None) => crate::calibrate::Target::Escalation(r),
+                (None, Some(q)) => crate::calibrate::Target::Quality(q),
+                _ => bail!("give one of --target-escalation or --target-quality"),
+            };
+            crate::eval::run::calibrate(&run, &large, target, out.as_deref(), write)
+        }
     }
 }
 
@@ -128,55 +151,6 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
-}
-
-/// Load the policy and the model, then draft and grade every item.
-fn draft_rows(
-    run: &DraftRun,
-    out: Option<&Path>,
-) -> anyhow::Result<(Policy, Vec<crate::eval::Row>)> {
-    let policy = sluice_policy::load_policy_file(&run.policy)?;
-    if !run.model.is_file() {
-        bail!(
-            "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
-            run.model.display()
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let rows = runtime.block_on(async {
-        let slm = SlmModel::load(&run.model).await?;
-        let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
-        crate::eval::collect(&slm, &policy, &run.data, run.limit, max_tokens, out).await
-    })?;
-    Ok((policy, rows))
-}
-
-fn eval(run: &DraftRun, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (policy, rows) = draft_rows(run, out)?;
-    crate::eval::report(&policy, &rows);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn calibrate(
-    run: &DraftRun,
-    target_escalation: f64,
-    out: Option<&Path>,
-    write: bool,
-) -> anyhow::Result<ExitCode> {
-    let (_, rows) = draft_rows(run, None)?;
-    let c = crate::calibrate::calibrate(&rows, target_escalation)?;
-    eprintln!(
-        "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
-        rows.len(),
-        c.cv_auroc,
-        c.threshold,
-        100.0 * c.escalated
-    );
-    crate::calibrate::write(&run.policy, &c, out, write)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn policy_check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

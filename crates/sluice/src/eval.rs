@@ -1,89 +1,96 @@
 //! `sluice eval`: run the local model over labelled prompts, grade every draft, and measure
-//! how well confidence separates right drafts from wrong ones.
+//! how well confidence separates right drafts from wrong ones and what routing on it achieves
+//! against the large model's answers.
 
+pub mod data;
+pub mod large;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod table;
+
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sluice_policy::{Feature, Message, Policy, Role};
-use sluice_router::eval::{auprc, auroc, cross_val_scores, fit_logistic, grade, GradeKind};
-use sluice_router::{confidence, draft_features, LocalModel, LocalRequest};
+use sluice_router::{
+    all_prefill_features, confidence, request_features, FeatureValues, LocalModel, LocalRequest,
+};
 
-/// One labelled prompt (the routing-dev JSONL format).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Item {
-    id: String,
-    task: String,
-    prompt: String,
-    answers: Vec<String>,
-    grade: String,
-    #[serde(default)]
-    choices: Vec<String>,
-}
-
-fn read_items(path: &Path, limit: Option<usize>) -> anyhow::Result<Vec<Item>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut items = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line =
-            line.with_context(|| format!("{}: cannot read line {}", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let item: Item = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} line {}: expected a labelled item",
-                path.display(),
-                i + 1
-            )
-        })?;
-        if !matches!(item.grade.as_str(), "contains" | "choice") {
-            bail!(
-                "{} line {}: grade: expected \"contains\" or \"choice\", found {:?}",
-                path.display(),
-                i + 1,
-                item.grade
-            );
-        }
-        items.push(item);
-        if limit.is_some_and(|l| items.len() >= l) {
-            break;
-        }
-    }
-    Ok(items)
-}
+use data::Item;
+use progress::Progress;
 
 /// Features in a fixed order, for fitting.
-pub const FEATURES: [Feature; 7] = Feature::ALL;
+pub const FEATURES: [Feature; Feature::ALL.len()] = Feature::ALL;
 
-/// One graded item: features in `FEATURES` order, right or not, the policy's confidence, task.
-pub type Row = (Vec<f64>, bool, f64, String);
+/// One graded item: the local draft, its features, whether it is right, the policy's
+/// confidence. A JSON line of the `--out` file, which `--rows` reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    pub id: String,
+    pub task: String,
+    pub right: bool,
+    pub confidence: f64,
+    #[serde(deserialize_with = "exact_floats")]
+    pub features: BTreeMap<String, f64>,
+    pub draft: String,
+}
 
-/// Draft and grade every item; per-item rows go to `out` as JSON lines.
+/// Feature values read back bit for bit: serde_json's default float parsing may be off by an
+/// ulp, and a report from saved rows must equal the report from the run that wrote them.
+fn exact_floats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let raw: BTreeMap<String, Box<serde_json::value::RawValue>> = Deserialize::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v.get().parse::<f64>() {
+            Ok(x) => Ok((k, x)),
+            Err(_) => Err(serde::de::Error::custom(format!(
+                "feature {k}: expected a number, found {}",
+                v.get()
+            ))),
+        })
+        .collect()
+}
+
+impl Row {
+    /// Feature values in `FEATURES` order.
+    pub fn x(&self) -> Vec<f64> {
+        FEATURES
+            .iter()
+            .map(|f| self.features.get(f.as_str()).copied().unwrap_or(0.0))
+            .collect()
+    }
+
+    fn feature_values(&self) -> FeatureValues {
+        FeatureValues(FEATURES.iter().copied().zip(self.x()).collect())
+    }
+}
+
+/// Draft and grade every item; each row also goes to `out` as a JSON line as it is made.
 pub async fn collect(
     model: &dyn LocalModel,
     policy: &Policy,
-    data: &Path,
-    limit: Option<usize>,
+    items: &[Item],
     max_tokens: u32,
     out: Option<&Path>,
 ) -> anyhow::Result<Vec<Row>> {
-    let items = read_items(data, limit)?;
     let mut rows: Vec<Row> = Vec::with_capacity(items.len());
-    let mut out = match out {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-        )),
-        None => None,
-    };
-    let started = std::time::Instant::now();
-    for (n, item) in items.iter().enumerate() {
+    let mut out = out
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("cannot write {}", p.display()))
+        })
+        .transpose()?;
+    let mut progress = Progress::new("local", items.len());
+    for item in items {
+        let messages = vec![Message::new(Role::User, &item.prompt)];
         let draft = model
             .draft(LocalRequest {
-                messages: vec![Message::new(Role::User, &item.prompt)],
+                messages: messages.clone(),
                 max_tokens,
                 temperature: None,
                 top_p: None,
@@ -91,98 +98,77 @@ pub async fn collect(
             })
             .await
             .with_context(|| format!("item {}", item.id))?;
-        let kind = if item.grade == "choice" {
-            GradeKind::Choice
-        } else {
-            GradeKind::Contains
+        let mut features = request_features(&messages, &draft);
+        let prefill = all_prefill_features(model, &messages)
+            .await
+            .with_context(|| format!("item {}", item.id))?;
+        features.0.extend(prefill.0);
+        let row = Row {
+            id: item.id.clone(),
+            task: item.task.clone(),
+            right: item.is_right(&draft.text),
+            confidence: confidence(&policy.scoring.weights, &features),
+            features: features
+                .0
+                .iter()
+                .map(|(f, v)| (f.as_str().to_owned(), *v))
+                .collect(),
+            draft: draft.text,
         };
-        let right = grade(&draft.text, kind, &item.answers, &item.choices);
-        let features = draft_features(&draft);
-        let conf = confidence(&policy.scoring.weights, &features);
-        let x: Vec<f64> = FEATURES
-            .iter()
-            .map(|f| features.get(*f).unwrap_or(0.0))
-            .collect();
         if let Some(w) = out.as_mut() {
-            let row = serde_json::json!({
-                "id": item.id, "task": item.task, "right": right, "confidence": conf,
-                "features": FEATURES.iter().zip(&x).map(|(f, v)| (f.as_str(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
-                "draft": draft.text,
-            });
-            writeln!(w, "{row}")?;
+            writeln!(w, "{}", serde_json::to_string(&row)?)?;
+            w.flush()?;
         }
-        rows.push((x, right, conf, item.task.clone()));
-        if (n + 1) % 20 == 0 || n + 1 == items.len() {
-            eprintln!(
-                "eval: {}/{} items, {:.0} s",
-                n + 1,
-                items.len(),
-                started.elapsed().as_secs_f64()
-            );
-        }
+        rows.push(row);
+        progress.step();
     }
-    if let Some(mut w) = out {
-        w.flush()?;
-    }
+    progress.finish();
     Ok(rows)
 }
 
-/// Print accuracy per task, AUROC/AUPRC of the policy and each feature, the length baseline,
-/// cross-validated AUROC of a logistic fit and its weights.
-pub fn report(policy: &Policy, rows: &[Row]) {
-    let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
-    let right = labels.iter().filter(|r| **r).count();
-    println!(
-        "items {}  local right {} ({:.1}%)",
-        rows.len(),
-        right,
-        100.0 * right as f64 / rows.len().max(1) as f64
-    );
-    let mut tasks: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for r in rows {
-        let e = tasks.entry(r.3.as_str()).or_default();
-        e.0 += usize::from(r.1);
-        e.1 += 1;
+/// Rows an earlier run wrote with `--out`, for exactly these items and in their order, with
+/// the confidence recomputed under `policy`. Rows missing a feature (written before it
+/// existed) or an item are errors: drafting again is the fix.
+pub fn read_rows(path: &Path, items: &[Item], policy: &Policy) -> anyhow::Result<Vec<Row>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut by_id: BTreeMap<String, Row> = BTreeMap::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut row: Row = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{} line {}: expected a row written by `sluice eval --out`",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if let Some(f) = FEATURES
+            .iter()
+            .find(|f| !row.features.contains_key(f.as_str()))
+        {
+            bail!(
+                "{} line {}: feature {} is missing (written by an older sluice); run eval again with --out",
+                path.display(),
+                i + 1,
+                f.as_str()
+            );
+        }
+        row.confidence = confidence(&policy.scoring.weights, &row.feature_values());
+        by_id.insert(row.id.clone(), row);
     }
-    for (t, (ok, n)) in &tasks {
-        println!("  {t:<16} {ok:>3}/{n:<3}");
-    }
-    let col = |i: usize| rows.iter().map(|r| r.0[i]).collect::<Vec<f64>>();
-    let conf: Vec<f64> = rows.iter().map(|r| r.2).collect();
-    println!("AUROC / AUPRC for \"the local answer is right\":");
-    println!(
-        "  policy {:<22} {:.3} / {:.3}",
-        format!("{:?}", policy.name),
-        auroc(&conf, &labels),
-        auprc(&conf, &labels)
-    );
-    for (i, f) in FEATURES.iter().enumerate() {
-        let s = col(i);
-        println!(
-            "  feature {:<21} {:.3} / {:.3}",
-            f.as_str(),
-            auroc(&s, &labels),
-            auprc(&s, &labels)
-        );
-    }
-    // length-only baseline: shorter prompts are easier
-    let len: Vec<f64> = col(6).iter().map(|v| -v).collect();
-    println!(
-        "  baseline: -prompt_tokens         {:.3}",
-        auroc(&len, &labels)
-    );
-    let xs: Vec<Vec<f64>> = rows.iter().map(|r| r.0.clone()).collect();
-    let cv = cross_val_scores(&xs, &labels, 5, 1.0, 7);
-    println!(
-        "  logistic, all features, 5-fold CV {:.3} / {:.3}",
-        auroc(&cv, &labels),
-        auprc(&cv, &labels)
-    );
-    let fit = fit_logistic(&xs, &labels, 1.0);
-    let mut w = format!("{{ bias: {:.4}", fit.bias);
-    for (f, v) in FEATURES.iter().zip(&fit.weights) {
-        w.push_str(&format!(", {}: {:.4}", f.as_str(), v));
-    }
-    w.push_str(" }");
-    println!("fitted weights (all rows): {w}");
+    items
+        .iter()
+        .map(|it| {
+            by_id.remove(&it.id).with_context(|| {
+                format!(
+                    "{} has no row for item {}; run eval again with --out",
+                    path.display(),
+                    it.id
+                )
+            })
+        })
+        .collect()
 }

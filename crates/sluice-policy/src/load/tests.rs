@@ -1,6 +1,8 @@
 //! Tests of parsing and validating single policies.
 
+mod budget;
 mod cache;
+mod rules;
 mod tier;
 
 use std::path::Path;
@@ -128,9 +130,12 @@ fn full_file_parses_into_domain_values() {
                 bias: 2.0,
                 terms: vec![(Feature::MeanLogprob, 3.0), (Feature::MinLogprob, 0.2)],
             },
+            tenant_thresholds: Default::default(),
         },
         on_upstream_failure: OnUpstreamFailure::Error,
         cache: CacheSettings::default(),
+        rules: vec![],
+        budget: None,
         fingerprint: fingerprint(FULL),
     };
     assert_eq!(policy, expected);
@@ -269,21 +274,30 @@ fn version_2_is_rejected() {
 }
 
 #[test]
-fn planned_scoring_methods_are_not_supported_yet() {
-    let src = full_with("method: answer_confidence", "method: difficulty_probe");
+fn scoring_methods_and_the_features_they_compute() {
+    let src = full_with("method: answer_confidence", "method: vibes");
     let (key_path, _, message) = invalid(&src);
     assert_eq!(key_path, "scoring.method");
-    assert!(
-        message.contains("\"difficulty_probe\" is not supported yet"),
-        "{message}"
-    );
-    assert!(message.contains("answer_confidence"), "{message}");
-    let src = full_with("method: answer_confidence", "method: vibes");
-    let (_, _, message) = invalid(&src);
     assert_eq!(
         message,
-        "expected a scoring method among answer_confidence, found \"vibes\""
+        "expected a scoring method among answer_confidence, difficulty_probe, prompt_surprise, \
+         found \"vibes\""
     );
+    // A pre-route method cannot use features of a draft it does not make.
+    let src = full_with("method: answer_confidence", "method: difficulty_probe");
+    let (key_path, _, message) = invalid(&src);
+    assert_eq!(key_path, "scoring.weights.mean_logprob");
+    assert!(
+        message.contains("method difficulty_probe") && message.contains("found mean_logprob"),
+        "{message}"
+    );
+    for m in ScoringMethod::ALL {
+        assert!(m.provides(Feature::Turns), "text features need no model");
+    }
+    assert!(ScoringMethod::DifficultyProbe.provides(Feature::ProbeLogOdds));
+    assert!(!ScoringMethod::PromptSurprise.provides(Feature::ProbeLogOdds));
+    assert!(ScoringMethod::PromptSurprise.provides(Feature::PromptNll));
+    assert!(ScoringMethod::AnswerConfidence.drafts() && !ScoringMethod::PromptSurprise.drafts());
 }
 
 #[test]

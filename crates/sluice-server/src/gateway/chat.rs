@@ -6,8 +6,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy};
 use sluice_router::{
-    confidence, decide, draft_features, Decision, Draft, FinishReason, LocalEvent, Reason,
-    RouteChoice,
+    confidence, decide, lexical_features, prefill_features, request_features, Decision, Draft,
+    FinishReason, LocalEvent, Reason, RouteChoice,
 };
 
 use super::cache::{CachedAnswer, Caches, Probe};
@@ -20,7 +20,8 @@ use crate::error::GatewayError;
 
 /// A draft and what the policy made of it.
 pub(super) struct Scored {
-    pub draft: Draft,
+    /// The greedy draft, when the method made one.
+    pub draft: Option<Draft>,
     pub decision: Decision,
     pub info: DecisionInfo,
     pub score_ms: f64,
@@ -29,7 +30,7 @@ pub(super) struct Scored {
 /// How a request starts, before any tier is called.
 pub(super) enum Start {
     /// Scored at or above the threshold: the draft is the answer.
-    Confident(Scored),
+    Confident(DecisionInfo, Draft),
     /// The caller asked for the local model.
     HintLocal(DecisionInfo),
     /// Go to the tiers; the draft, if any, is the fallback.
@@ -137,9 +138,9 @@ impl Gateway {
         let policy = policy.clone();
         let mut timings = Timings::default();
         let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
-            Start::Confident(s) => {
-                let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
-                return Ok((finish(s.draft.text, meta, started), s.draft.pieces));
+            Start::Confident(info, draft) => {
+                let meta = self.local_meta(&policy, input, info, &draft, false, timings);
+                return Ok((finish(draft.text, meta, started), draft.pieces));
             }
             Start::HintLocal(info) => {
                 let t = Instant::now();
@@ -200,10 +201,16 @@ impl Gateway {
             RouteHint::Auto => {
                 let s = self.score_input(policy, input).await?;
                 timings.score_ms = s.score_ms;
-                if s.decision.route == RouteChoice::Local {
-                    Start::Confident(s)
-                } else {
-                    Start::Escalate(s.info, Some(s.draft))
+                match (s.decision.route, s.draft) {
+                    (RouteChoice::Local, Some(draft)) => Start::Confident(s.info, draft),
+                    // A pre-route method kept it local: now generate the answer.
+                    (RouteChoice::Local, None) => {
+                        let t = Instant::now();
+                        let draft = self.draft(policy, input).await?;
+                        timings.local_ms = ms(t.elapsed());
+                        Start::Confident(s.info, draft)
+                    }
+                    (RouteChoice::Remote, draft) => Start::Escalate(s.info, draft),
                 }
             }
         })
@@ -232,7 +239,7 @@ impl Gateway {
         Ok(ScoreOutput {
             decision: s.info,
             route,
-            draft: s.draft.text,
+            draft: s.draft.map(|d| d.text).unwrap_or_default(),
             timings: Timings {
                 total_ms: ms(started.elapsed()),
                 score_ms: s.score_ms,
@@ -241,7 +248,39 @@ impl Gateway {
         })
     }
 
-    /// Draft greedily with the local model and apply the policy's logistic model.
+    /// Greedy draft of the answer, reused when the same prompt was drafted before (same
+    /// tenant, policy and model); stop sequences are not in the key, so those skip the cache.
+    pub(super) async fn draft(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<Draft, GatewayError> {
+        let local = self.local()?;
+        let req = local_request(policy, input);
+        let model = local.model_id().to_string();
+        let caches = &self.inner.caches;
+        let reusable = input.params.stop.is_empty();
+        if reusable {
+            if let Some(d) = caches.draft(policy, input, &model, req.max_tokens).await {
+                self.metrics().cache_lookup("score_hit");
+                return Ok(d);
+            }
+        }
+        let max_tokens = req.max_tokens;
+        let d = {
+            let _g = self.metrics().slm_guard();
+            local.draft(req).await?
+        };
+        if reusable {
+            caches
+                .store_draft(policy, input, &model, max_tokens, &d)
+                .await;
+        }
+        Ok(d)
+    }
+
+    /// Compute the policy's features and apply its logistic model. `answer_confidence` drafts
+    /// the answer first; the pre-route methods only prefill, so the draft is `None`.
     pub(super) async fn score_input(
         &self,
         policy: &Policy,
@@ -249,39 +288,21 @@ impl Gateway {
     ) -> Result<Scored, GatewayError> {
         let local = self.local()?;
         let t = Instant::now();
-        let req = local_request(policy, input);
-        let model = local.model_id().to_string();
-        // Greedy drafts repeat exactly, so one made before for the same prompt (same tenant,
-        // policy and model) is reused; stop sequences are not in the key, so those skip it.
-        let caches = &self.inner.caches;
-        let reusable = input.params.stop.is_empty();
-        let cached = if reusable {
-            caches.draft(policy, input, &model, req.max_tokens).await
+        let weights = &policy.scoring.weights;
+        let prefill = {
+            let _g = self.metrics().slm_guard();
+            prefill_features(local.as_ref(), &input.messages, weights).await?
+        };
+        let (draft, mut features) = if policy.scoring.method.drafts() {
+            let d = self.draft(policy, input).await?;
+            let f = request_features(&input.messages, &d);
+            (Some(d), f)
         } else {
-            None
+            (None, lexical_features(&input.messages))
         };
-        let draft = match cached {
-            Some(d) => {
-                self.metrics().cache_lookup("score_hit");
-                d
-            }
-            None => {
-                let max_tokens = req.max_tokens;
-                let d = {
-                    let _g = self.metrics().slm_guard();
-                    local.draft(req).await?
-                };
-                if reusable {
-                    caches
-                        .store_draft(policy, input, &model, max_tokens, &d)
-                        .await;
-                }
-                d
-            }
-        };
-        let features = draft_features(&draft);
+        features.0.extend(prefill.0);
         let c = confidence(&policy.scoring.weights, &features);
-        let decision = decide(policy, c);
+        let decision = decide(policy, &input.tenant, c);
         let info = DecisionInfo {
             confidence: decision.confidence,
             threshold: decision.threshold,

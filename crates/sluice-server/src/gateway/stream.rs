@@ -150,9 +150,9 @@ impl Gateway {
         }
         let mut timings = Timings::default();
         let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
-            Start::Confident(s) => {
-                let meta = self.local_meta(&policy, input, s.info, &s.draft, false, timings);
-                for piece in s.draft.pieces {
+            Start::Confident(info, draft) => {
+                let meta = self.local_meta(&policy, input, info, &draft, false, timings);
+                for piece in draft.pieces {
                     out.delta(piece).await?;
                 }
                 return out.end(meta).await;

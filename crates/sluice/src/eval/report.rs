@@ -1,0 +1,245 @@
+//! What `sluice eval` reports: local and large accuracy, how well each score ranks the local
+//! answers, and accuracy and cost when routing on each score escalates a given share.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sluice_policy::{Feature, Policy, Tier};
+use sluice_router::eval::routing::{
+    apgr, min_escalated_for_quality, pgr, point_at_share, random_curve, routing_curve, CurvePoint,
+    Outcome,
+};
+use sluice_router::eval::{auprc, auroc, cross_val_scores, fit_logistic};
+
+use super::large::LargeAnswer;
+use super::{Row, FEATURES};
+
+/// Regularisation of the logistic fits (summed log-loss + l2/2·‖w‖² on standardised features).
+pub const L2: f64 = 1.0;
+/// Folds and seed of the cross-validation, fixed so that runs repeat exactly.
+pub const FOLDS: usize = 5;
+pub const SEED: u64 = 7;
+/// Share of large-only accuracy the "kept local" figure is read at.
+pub const QUALITY: f64 = 0.95;
+
+/// The large model's side of an evaluation.
+pub struct LargeSide<'a> {
+    pub tier: &'a Tier,
+    pub answers: &'a [LargeAnswer],
+    /// Whether each answer is right, in row order.
+    pub right: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub items: usize,
+    pub policy: String,
+    pub threshold: f64,
+    pub local_model: String,
+    pub local_accuracy: f64,
+    pub large: Option<LargeSummary>,
+    pub tasks: Vec<TaskRow>,
+    /// AUROC and AUPRC of "the local answer is right" for each score.
+    pub ranking: Vec<Ranking>,
+    pub fitted: Fitted,
+    pub routing: Option<Routing>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LargeSummary {
+    pub tier: String,
+    pub model: String,
+    pub accuracy: f64,
+    /// Cost of sending every item to the tier, at its prices, USD.
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub task: String,
+    pub items: usize,
+    pub local_right: usize,
+    pub large_right: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranking {
+    pub score: String,
+    pub auroc: f64,
+    pub auprc: f64,
+}
+
+/// A logistic model over every feature, fitted on all rows; its quality is the held-out
+/// (cross-validated) AUROC.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fitted {
+    pub bias: f64,
+    pub weights: BTreeMap<String, f64>,
+    pub cv_auroc: f64,
+    pub cv_auprc: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Routing {
+    pub routers: Vec<RouterResult>,
+    /// Where the policy's own threshold puts it.
+    pub at_threshold: Point,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterResult {
+    pub router: String,
+    pub apgr: Option<f64>,
+    /// Largest share kept local while routed accuracy stays ≥ 95% of large-only.
+    pub share_local_at_95: Option<f64>,
+    /// At shares escalated 0, 0.1, …, 1.
+    pub table: Vec<Point>,
+    /// Every point, for the plot.
+    #[serde(skip)]
+    pub curve: Vec<CurvePoint>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Point {
+    pub share_escalated: f64,
+    pub accuracy: f64,
+    pub pgr: Option<f64>,
+    pub cost_usd: f64,
+}
+
+fn share(n: usize, of: usize) -> f64 {
+    n as f64 / of.max(1) as f64
+}
+
+/// Everything the report shows, computed from the graded rows (and the large side if any).
+pub fn build(policy: &Policy, rows: &[Row], large: Option<&LargeSide<'_>>) -> Report {
+    let labels: Vec<bool> = rows.iter().map(|r| r.right).collect();
+    let xs: Vec<Vec<f64>> = rows.iter().map(Row::x).collect();
+    let conf: Vec<f64> = rows.iter().map(|r| r.confidence).collect();
+    let col = |f: Feature| -> Vec<f64> {
+        let i = FEATURES.iter().position(|g| *g == f).unwrap_or(0);
+        xs.iter().map(|x| x[i]).collect()
+    };
+    // Shorter prompts are easier: the length-only baseline ranks by fewer prompt tokens.
+    let length: Vec<f64> = col(Feature::PromptTokens).iter().map(|v| -v).collect();
+    let cv = cross_val_scores(&xs, &labels, FOLDS, L2, SEED);
+
+    let mut ranking = vec![
+        rank(format!("policy {}", policy.name), &conf, &labels),
+        rank("logistic, all features, 5-fold CV".into(), &cv, &labels),
+        rank("baseline: length only".into(), &length, &labels),
+    ];
+    for f in FEATURES {
+        ranking.push(rank(format!("feature {}", f.as_str()), &col(f), &labels));
+    }
+    let fit = fit_logistic(&xs, &labels, L2);
+    let fitted = Fitted {
+        bias: fit.bias,
+        weights: FEATURES
+            .iter()
+            .map(|f| f.as_str().to_owned())
+            .zip(fit.weights.iter().copied())
+            .collect(),
+        cv_auroc: auroc(&cv, &labels),
+        cv_auprc: auprc(&cv, &labels),
+    };
+
+    let mut tasks: BTreeMap<&str, TaskRow> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let t = tasks.entry(&r.task).or_insert_with(|| TaskRow {
+            task: r.task.clone(),
+            items: 0,
+            local_right: 0,
+            large_right: large.map(|_| 0),
+        });
+        t.items += 1;
+        t.local_right += usize::from(r.right);
+        if let (Some(n), Some(l)) = (t.large_right.as_mut(), large) {
+            *n += usize::from(l.right[i]);
+        }
+    }
+
+    let routing = large.map(|l| {
+        let outcomes = |scores: &[f64]| -> Vec<Outcome> {
+            scores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Outcome {
+                    score: *s,
+                    local_right: labels[i],
+                    large_right: l.right[i],
+                    large_cost: l.answers[i].cost(l.tier),
+                })
+                .collect()
+        };
+        let policy_curve = routing_curve(&outcomes(&conf));
+        let routers = vec![
+            router("policy", policy_curve.clone()),
+            router("logistic-cv", routing_curve(&outcomes(&cv))),
+            router("length-only", routing_curve(&outcomes(&length))),
+            router("random", random_curve(&outcomes(&conf))),
+        ];
+        let escalated = conf
+            .iter()
+            .filter(|c| **c < policy.scoring.threshold)
+            .count();
+        let p = policy_curve[escalated];
+        Routing {
+            routers,
+            at_threshold: point(&policy_curve, &p),
+        }
+    });
+
+    Report {
+        items: rows.len(),
+        policy: policy.name.clone(),
+        threshold: policy.scoring.threshold,
+        local_model: policy.local.model.clone(),
+        local_accuracy: share(labels.iter().filter(|r| **r).count(), rows.len()),
+        large: large.map(|l| LargeSummary {
+            tier: l.tier.name.clone(),
+            model: l
+                .answers
+                .first()
+                .map(|a| a.model.clone())
+                .unwrap_or_default(),
+            accuracy: share(l.right.iter().filter(|r| **r).count(), rows.len()),
+            cost_usd: l.answers.iter().map(|a| a.cost(l.tier)).sum(),
+        }),
+        tasks: tasks.into_values().collect(),
+        ranking,
+        fitted,
+        routing,
+    }
+}
+
+fn rank(score: String, s: &[f64], labels: &[bool]) -> Ranking {
+    Ranking {
+        score,
+        auroc: auroc(s, labels),
+        auprc: auprc(s, labels),
+    }
+}
+
+fn point(curve: &[CurvePoint], p: &CurvePoint) -> Point {
+    Point {
+        share_escalated: p.share,
+        accuracy: p.accuracy,
+        pgr: pgr(curve, p),
+        cost_usd: p.cost,
+    }
+}
+
+fn router(name: &str, curve: Vec<CurvePoint>) -> RouterResult {
+    let n = curve.len().saturating_sub(1);
+    let table = (0..=10)
+        .map(|i| point(&curve, &point_at_share(&curve, f64::from(i) / 10.0)))
+        .collect();
+    RouterResult {
+        router: name.to_owned(),
+        apgr: apgr(&curve),
+        share_local_at_95: min_escalated_for_quality(&curve, QUALITY).map(|k| 1.0 - share(k, n)),
+        table,
+        curve,
+    }
+}

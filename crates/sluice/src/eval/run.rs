@@ -1,0 +1,175 @@
+//! The `eval` and `calibrate` commands: read the items, get the local drafts (model or saved
+//! rows) and the large answers (tier or saved file), then report or calibrate.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use sluice_policy::{Policy, Tier};
+use sluice_slm::SlmModel;
+
+use super::large::{ask_tier, read_answers, LargeAnswer};
+use super::report::LargeSide;
+use super::{collect, data, read_rows, report, table, Row};
+use crate::calibrate::Target;
+use crate::cli::{DraftRun, LargeArgs};
+
+/// Files `eval` writes besides its printed report.
+pub struct Outputs<'a> {
+    pub rows: Option<&'a Path>,
+    pub report: Option<&'a Path>,
+    pub plot: Option<&'a Path>,
+}
+
+struct Prepared {
+    policy: Policy,
+    rows: Vec<Row>,
+    large: Option<(Tier, Vec<LargeAnswer>, Vec<bool>)>,
+}
+
+impl Prepared {
+    fn large_side(&self) -> Option<LargeSide<'_>> {
+        self.large.as_ref().map(|(tier, answers, right)| LargeSide {
+            tier,
+            answers,
+            right: right.clone(),
+        })
+    }
+}
+
+fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow::Result<Prepared> {
+    let policy = sluice_policy::load_policy_file(&run.policy)?;
+    let items = data::read_items(&run.data, run.limit)?;
+    // Settle every argument before the long part starts.
+    let tier = if large.large.is_some() || large.save_large.is_some() {
+        Some(pick_tier(&policy, large.large_tier.as_deref())?)
+    } else {
+        if let Some(name) = &large.large_tier {
+            bail!("--large-tier {name}: give --large FILE or --save-large FILE as well");
+        }
+        None
+    };
+    if run.rows.is_none() && !run.model.is_file() {
+        bail!(
+            "model file {} does not exist; fetch the default model with `scripts/fetch-model`",
+            run.model.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // The large side first: a misconfigured tier fails before the long local run.
+        let large = match (tier, &large.large, &large.save_large) {
+            (Some(tier), Some(file), _) => {
+                let answers = read_answers(file, &items)?;
+                Some((tier, answers))
+            }
+            (Some(tier), None, Some(save)) => {
+                let answers = ask_tier(&tier, &items, large.large_max_tokens, Some(save)).await?;
+                eprintln!("eval: saved the large answers to {}", save.display());
+                Some((tier, answers))
+            }
+            _ => None,
+        };
+        let rows = match &run.rows {
+            Some(path) => read_rows(path, &items, &policy)?,
+            None => {
+                let slm = SlmModel::load(&run.model).await?;
+                let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
+                collect(&slm, &policy, &items, max_tokens, rows_out).await?
+            }
+        };
+        let large = large.map(|(tier, answers)| {
+            let right = items
+                .iter()
+                .zip(&answers)
+                .map(|(it, a)| it.is_right(&a.text))
+                .collect();
+            (tier, answers, right)
+        });
+        Ok(Prepared {
+            policy,
+            rows,
+            large,
+        })
+    })
+}
+
+fn pick_tier(policy: &Policy, name: Option<&str>) -> anyhow::Result<Tier> {
+    let names = || {
+        policy
+            .tiers
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        None => policy.tiers.first().cloned().with_context(|| {
+            format!(
+                "policy {:?} has no tier to take large answers and prices from",
+                policy.name
+            )
+        }),
+        Some(n) => policy
+            .tiers
+            .iter()
+            .find(|t| t.name == n)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "--large-tier: policy {:?} has no tier {n:?}; its tiers: {}",
+                    policy.name,
+                    names()
+                )
+            }),
+    }
+}
+
+fn write(path: &Path, text: &str, what: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("eval: wrote the {what} to {}", path.display());
+    Ok(())
+}
+
+pub fn eval(run: &DraftRun, large: &LargeArgs, out: Outputs<'_>) -> anyhow::Result<ExitCode> {
+    if out.plot.is_some() && large.large.is_none() && large.save_large.is_none() {
+        bail!("--plot needs the large model's answers: give --large FILE or --save-large FILE");
+    }
+    let p = prepare(run, large, out.rows)?;
+    let r = report::build(&p.policy, &p.rows, p.large_side().as_ref());
+    print!("{}", table::render(&r));
+    if let Some(path) = out.report {
+        write(path, &(serde_json::to_string_pretty(&r)? + "\n"), "report")?;
+    }
+    if let (Some(path), Some(svg)) = (out.plot, table::plot(&r)) {
+        write(path, &svg, "plot")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn calibrate(
+    run: &DraftRun,
+    large: &LargeArgs,
+    target: Target,
+    out: Option<&Path>,
+    write_in_place: bool,
+) -> anyhow::Result<ExitCode> {
+    if matches!(target, Target::Quality(_)) && large.large.is_none() && large.save_large.is_none() {
+        bail!("--target-quality needs the large model's answers: give --large FILE or --save-large FILE");
+    }
+    let p = prepare(run, large, None)?;
+    let large_right = p.large.as_ref().map(|(_, _, right)| right.as_slice());
+    let c = crate::calibrate::calibrate(&p.rows, p.policy.scoring.method, target, large_right)?;
+    eprintln!(
+        "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
+        p.rows.len(),
+        c.cv_auroc,
+        c.threshold,
+        100.0 * c.escalated
+    );
+    crate::calibrate::write(&run.policy, &c, out, write_in_place)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,160 @@
+//! The report as text for people and as an SVG plot.
+
+use std::fmt::Write as _;
+
+use sluice_router::eval::plot::{line_chart_svg, Marker, Series};
+
+use super::report::{Point, Report, QUALITY};
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", 100.0 * v)
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// The report as aligned text tables.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let right = |acc: f64| (acc * r.items as f64).round() as usize;
+    let _ = writeln!(
+        o,
+        "items {}  local ({}) right {} ({})",
+        r.items,
+        r.local_model,
+        right(r.local_accuracy),
+        pct(r.local_accuracy)
+    );
+    if let Some(l) = &r.large {
+        let _ = writeln!(
+            o,
+            "large (tier {}, {}) right {} ({}), all items escalated cost ${:.6}",
+            l.tier,
+            l.model,
+            right(l.accuracy),
+            pct(l.accuracy),
+            l.cost_usd
+        );
+    }
+    let _ = writeln!(o, "\n{:<20} {:>9} {:>9}", "task", "local", "large");
+    for t in &r.tasks {
+        let large = t
+            .large_right
+            .map_or_else(|| "-".to_owned(), |n| format!("{n}/{}", t.items));
+        let _ = writeln!(
+            o,
+            "{:<20} {:>9} {:>9}",
+            t.task,
+            format!("{}/{}", t.local_right, t.items),
+            large
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nhow well each score ranks right local answers first\n{:<40} {:>6} {:>6}",
+        "score", "AUROC", "AUPRC"
+    );
+    for k in &r.ranking {
+        let _ = writeln!(o, "{:<40} {:>6.3} {:>6.3}", k.score, k.auroc, k.auprc);
+    }
+    let mut w = format!("{{ bias: {:.4}", r.fitted.bias);
+    for (f, v) in &r.fitted.weights {
+        let _ = write!(w, ", {f}: {v:.4}");
+    }
+    let _ = writeln!(o, "fitted weights (all rows): {w} }}");
+
+    let Some(routing) = &r.routing else {
+        let _ = writeln!(
+            o,
+            "\nno large-model answers: routed accuracy, PGR and cost need --large FILE or --save-large FILE"
+        );
+        return o;
+    };
+    let _ = writeln!(
+        o,
+        "\nrouted accuracy (PGR) by share escalated; cost in USD at the tier's prices"
+    );
+    let _ = write!(o, "{:<10}", "escalated");
+    for rt in &routing.routers {
+        let _ = write!(o, " {:>22}", rt.router);
+    }
+    let _ = writeln!(o, " {:>12}", "cost");
+    let cell = |p: &Point| format!("{} ({})", pct(p.accuracy), opt(p.pgr, 2));
+    for i in 0..routing.routers[0].table.len() {
+        let p0 = routing.routers[0].table[i];
+        let _ = write!(o, "{:<10}", pct(p0.share_escalated));
+        for rt in &routing.routers {
+            let _ = write!(o, " {:>22}", cell(&rt.table[i]));
+        }
+        let _ = writeln!(o, " {:>12.6}", p0.cost_usd);
+    }
+    let _ = write!(o, "{:<10}", "APGR");
+    for rt in &routing.routers {
+        let _ = write!(o, " {:>22}", opt(rt.apgr, 3));
+    }
+    let _ = write!(o, "\n{:<10}", "local@95%");
+    for rt in &routing.routers {
+        let _ = write!(o, " {:>22}", rt.share_local_at_95.map_or("n/a".into(), pct));
+    }
+    let t = routing.at_threshold;
+    let all = r.large.as_ref().map_or(0.0, |l| l.cost_usd);
+    let _ = writeln!(
+        o,
+        "\n(local@95%: largest share kept local with accuracy ≥ {:.0}% of large-only)\n\
+         policy threshold {}: escalates {}, accuracy {} (PGR {}), cost ${:.6} ({} of large-only)",
+        100.0 * QUALITY,
+        r.threshold,
+        pct(t.share_escalated),
+        pct(t.accuracy),
+        opt(t.pgr, 2),
+        t.cost_usd,
+        if all > 0.0 {
+            pct(t.cost_usd / all)
+        } else {
+            "n/a".into()
+        }
+    );
+    o
+}
+
+/// Routed accuracy against share escalated for every router, as SVG; None without the large
+/// side.
+pub fn plot(r: &Report) -> Option<String> {
+    let routing = r.routing.as_ref()?;
+    let series: Vec<Series> = routing
+        .routers
+        .iter()
+        .map(|rt| Series {
+            name: rt.router.clone(),
+            points: rt.curve.iter().map(|p| (p.share, p.accuracy)).collect(),
+            dashed: rt.router == "random",
+        })
+        .collect();
+    let large = r.large.as_ref().map_or(0.0, |l| l.accuracy);
+    let t = routing.at_threshold;
+    let markers = vec![
+        Marker {
+            name: "local only".into(),
+            point: (0.0, r.local_accuracy),
+        },
+        Marker {
+            name: "large only".into(),
+            point: (1.0, large),
+        },
+        Marker {
+            name: format!("policy threshold {}", r.threshold),
+            point: (t.share_escalated, t.accuracy),
+        },
+    ];
+    Some(line_chart_svg(
+        &format!(
+            "Routed accuracy, policy {} ({} items, local {})",
+            r.policy, r.items, r.local_model
+        ),
+        "share escalated to the large model",
+        "accuracy",
+        &series,
+        &markers,
+    ))
+}
