@@ -22,6 +22,10 @@ pub enum Reason {
     LowConfidence,
     /// Scored below the threshold, but the policy has no tier to escalate to.
     NoTier,
+    /// A policy rule decided (`local`, `tier` or `reject`) before any scoring.
+    Rule,
+    /// The tenant's escalation budget is spent; answered locally.
+    Budget,
 }
 
 impl Reason {
@@ -32,6 +36,8 @@ impl Reason {
             Reason::Confident => "confident",
             Reason::LowConfidence => "low_confidence",
             Reason::NoTier => "no_tier",
+            Reason::Rule => "rule",
+            Reason::Budget => "budget",
         }
     }
 }

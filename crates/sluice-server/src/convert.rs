@@ -189,6 +189,7 @@ impl From<DecisionInfo> for pb::Decision {
                 })
                 .collect(),
             policy: d.policy,
+            rule: d.rule.unwrap_or_default(),
         }
     }
 }

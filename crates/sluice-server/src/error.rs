@@ -26,6 +26,16 @@ pub enum GatewayError {
     StreamCut { sent_chars: usize, cause: String },
     #[error("policy reload failed, the running policies stay: {0}")]
     Reload(PolicyError),
+    /// A policy rule with `action: {reject: MESSAGE}` matched.
+    #[error("rejected by rule {rule:?} of policy {policy:?}: {message}")]
+    Rejected {
+        policy: String,
+        rule: String,
+        message: String,
+    },
+    /// The tenant's escalation budget is spent and the policy says to reject.
+    #[error("{0}")]
+    BudgetExhausted(String),
 }
 
 impl From<LocalError> for GatewayError {
@@ -62,6 +72,8 @@ impl GatewayError {
             GatewayError::Local(_) => (Code::Internal, 500),
             GatewayError::StreamCut { .. } => (Code::Aborted, 502),
             GatewayError::Reload(_) => (Code::FailedPrecondition, 422),
+            GatewayError::Rejected { .. } => (Code::PermissionDenied, 403),
+            GatewayError::BudgetExhausted(_) => (Code::ResourceExhausted, 429),
         }
     }
 
@@ -76,6 +88,8 @@ impl GatewayError {
             GatewayError::Local(_) => "local",
             GatewayError::StreamCut { .. } => "stream_cut",
             GatewayError::Reload(_) => "reload",
+            GatewayError::Rejected { .. } => "rejected",
+            GatewayError::BudgetExhausted(_) => "budget_exhausted",
         }
     }
 

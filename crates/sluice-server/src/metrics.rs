@@ -53,6 +53,21 @@ pub struct UpstreamLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub policy: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub policy: String,
+    /// daily or monthly.
+    pub cap: String,
+    /// What the policy did: local or reject.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -78,6 +93,8 @@ pub struct Metrics {
     pub policy_reloads: Family<ResultLabel, Counter>,
     pub cache_lookups: Family<ResultLabel, Counter>,
     pub cache_remote_errors: Counter,
+    pub rule_matches: Family<RuleLabels, Counter>,
+    pub budget_exhausted: Family<BudgetLabels, Counter>,
     /// Redis errors already counted, so each scrape adds only the new ones.
     cache_remote_errors_seen: AtomicU64,
 }
@@ -105,6 +122,8 @@ impl Metrics {
         let policy_reloads = Family::<ResultLabel, Counter>::default();
         let cache_lookups = Family::<ResultLabel, Counter>::default();
         let cache_remote_errors = Counter::default();
+        let rule_matches = Family::<RuleLabels, Counter>::default();
+        let budget_exhausted = Family::<BudgetLabels, Counter>::default();
         registry.register(
             "sluice_requests",
             "Requests answered or failed, by route (local, remote, cache, error), tier, policy and reason",
@@ -166,6 +185,17 @@ impl Metrics {
             "Errors talking to the shared Redis cache tier; the gateway kept serving from memory",
             cache_remote_errors.clone(),
         );
+        registry.register(
+            "sluice_rule_matches",
+            "Requests decided by a policy rule (the first that matched), by policy and rule",
+            rule_matches.clone(),
+        );
+        registry.register(
+            "sluice_budget_exhausted",
+            "Escalations refused because a tenant's budget cap was reached, by policy, cap \
+             (daily, monthly) and action (local, reject)",
+            budget_exhausted.clone(),
+        );
         Self {
             registry,
             requests,
@@ -180,6 +210,8 @@ impl Metrics {
             policy_reloads,
             cache_lookups,
             cache_remote_errors,
+            rule_matches,
+            budget_exhausted,
             cache_remote_errors_seen: AtomicU64::new(0),
         }
     }
@@ -280,6 +312,27 @@ impl Metrics {
                 route: "error".into(),
             })
             .observe(elapsed_ms / 1000.0);
+    }
+
+    /// Count one request decided by a rule.
+    pub fn rule_match(&self, policy: &str, rule: &str) {
+        self.rule_matches
+            .get_or_create(&RuleLabels {
+                policy: policy.into(),
+                rule: rule.into(),
+            })
+            .inc();
+    }
+
+    /// Count one escalation refused by a budget cap.
+    pub fn budget_refusal(&self, policy: &str, cap: &str, action: &str) {
+        self.budget_exhausted
+            .get_or_create(&BudgetLabels {
+                policy: policy.into(),
+                cap: cap.into(),
+                action: action.into(),
+            })
+            .inc();
     }
 
     /// Count one call to a tier.

@@ -152,6 +152,8 @@ fn ask(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
 mod cache;
 #[path = "gateway/escalation.rs"]
 mod escalation;
+#[path = "gateway/rules.rs"]
+mod rules;
 #[path = "gateway/soak.rs"]
 mod soak;
 

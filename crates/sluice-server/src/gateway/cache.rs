@@ -68,6 +68,7 @@ impl CachedAnswer {
                 reason: "cache_hit",
                 features: Vec::new(),
                 policy: policy.name.clone(),
+                rule: None,
             },
             usage: UsageInfo {
                 prompt_tokens: self.prompt_tokens,

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use sluice_policy::{OnUpstreamFailure, Policy};
+use sluice_policy::{OnUpstreamFailure, Policy, RuleAction};
 use sluice_router::{
-    confidence, decide, lexical_features, prefill_features, request_features, Decision, Draft,
-    FinishReason, LocalEvent, Reason, RouteChoice,
+    confidence, decide, first_match, lexical_features, prefill_features, request_features,
+    Decision, Draft, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
 };
 
 use super::cache::{CachedAnswer, Caches, Probe};
@@ -33,8 +33,9 @@ pub(super) enum Start {
     Confident(DecisionInfo, Draft),
     /// The caller asked for the local model.
     HintLocal(DecisionInfo),
-    /// Go to the tiers; the draft, if any, is the fallback.
-    Escalate(DecisionInfo, Option<Draft>),
+    /// Go to the tiers (only the named one, when a rule chose it); the draft, if any, is the
+    /// fallback.
+    Escalate(DecisionInfo, Option<Draft>, Option<String>),
 }
 
 /// A local answer, however it was produced.
@@ -64,6 +65,7 @@ pub(super) fn unscored(policy: &Policy, reason: Reason) -> DecisionInfo {
         reason: reason.as_str(),
         features: Vec::new(),
         policy: policy.name.clone(),
+        rule: None,
     }
 }
 
@@ -137,7 +139,7 @@ impl Gateway {
     ) -> Result<(ChatOutput, Vec<String>), GatewayError> {
         let policy = policy.clone();
         let mut timings = Timings::default();
-        let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
+        let (info, draft, only) = match self.begin(&policy, input, &mut timings).await? {
             Start::Confident(info, draft) => {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
                 return Ok((finish(draft.text, meta, started), draft.pieces));
@@ -149,9 +151,9 @@ impl Gateway {
                 let meta = self.local_meta(&policy, input, info, &answer, false, timings);
                 return Ok((finish(answer.text, meta, started), Vec::new()));
             }
-            Start::Escalate(info, draft) => (info, draft),
+            Start::Escalate(info, draft, only) => (info, draft, only),
         };
-        match self.escalate(&policy, input).await {
+        match self.escalate(&policy, input, only.as_deref()).await {
             Ok((c, tier, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
                 let done = RemoteFinish {
@@ -195,25 +197,84 @@ impl Gateway {
         input: &ChatInput,
         timings: &mut Timings,
     ) -> Result<Start, GatewayError> {
+        // Rules come first, whatever the caller's hint: a privacy rule must hold even for a
+        // caller that asks for the tiers.
+        let rule = self.matching_rule(policy, input).await?;
+        let rule_name = rule.as_ref().map(|(name, _)| name.clone());
+        let with_rule = |mut info: DecisionInfo| {
+            info.rule.clone_from(&rule_name);
+            info
+        };
+        if let Some((name, action)) = rule {
+            match action {
+                RuleAction::Local => {
+                    return Ok(Start::HintLocal(with_rule(unscored(policy, Reason::Rule))))
+                }
+                RuleAction::Tier(tier) => {
+                    let info = with_rule(unscored(policy, Reason::Rule));
+                    return Ok(Start::Escalate(info, None, Some(tier)));
+                }
+                RuleAction::Reject(message) => {
+                    return Err(GatewayError::Rejected {
+                        policy: policy.name.clone(),
+                        rule: name,
+                        message,
+                    })
+                }
+                RuleAction::Score => {}
+            }
+        }
         Ok(match input.hint {
-            RouteHint::Local => Start::HintLocal(unscored(policy, Reason::HintLocal)),
-            RouteHint::Remote => Start::Escalate(unscored(policy, Reason::HintRemote), None),
+            RouteHint::Local => Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal))),
+            RouteHint::Remote => {
+                Start::Escalate(with_rule(unscored(policy, Reason::HintRemote)), None, None)
+            }
             RouteHint::Auto => {
                 let s = self.score_input(policy, input).await?;
                 timings.score_ms = s.score_ms;
+                let info = with_rule(s.info);
                 match (s.decision.route, s.draft) {
-                    (RouteChoice::Local, Some(draft)) => Start::Confident(s.info, draft),
+                    (RouteChoice::Local, Some(draft)) => Start::Confident(info, draft),
                     // A pre-route method kept it local: now generate the answer.
                     (RouteChoice::Local, None) => {
                         let t = Instant::now();
                         let draft = self.draft(policy, input).await?;
                         timings.local_ms = ms(t.elapsed());
-                        Start::Confident(s.info, draft)
+                        Start::Confident(info, draft)
                     }
-                    (RouteChoice::Remote, draft) => Start::Escalate(s.info, draft),
+                    (RouteChoice::Remote, draft) => Start::Escalate(info, draft, None),
                 }
             }
         })
+    }
+
+    /// The first rule of the policy that matches the request: its name and action.
+    pub(super) async fn matching_rule(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+    ) -> Result<Option<(String, RuleAction)>, GatewayError> {
+        if policy.rules.is_empty() {
+            return Ok(None);
+        }
+        // Count prompt tokens only when some rule asks about them (it takes the tokenizer).
+        let prompt_tokens = if policy.rules.iter().any(|r| r.when.prompt_tokens.is_some()) {
+            Some(self.local()?.count_tokens(&input.messages).await?)
+        } else {
+            None
+        };
+        let rule_input = RuleInput {
+            tenant: &input.tenant,
+            tags: &input.tags,
+            messages: &input.messages,
+            prompt_tokens,
+        };
+        let matched = first_match(&policy.rules, &rule_input);
+        if let Some(m) = &matched {
+            self.metrics().rule_match(&policy.name, &m.rule.name);
+            tracing::debug!(policy = %policy.name, rule = %m.rule.name, reasons = ?m.reasons, "rule matched");
+        }
+        Ok(matched.map(|m| (m.rule.name.clone(), m.rule.action.clone())))
     }
 
     /// Dry run: what `Chat` would do, calling no tier.
@@ -221,30 +282,64 @@ impl Gateway {
         let started = Instant::now();
         validate(&input)?;
         let policy = self.policy(&input.policy)?;
-        let s = self.score_input(&policy, &input).await?;
-        let route = match (s.decision.route, policy.first_tier()) {
-            (RouteChoice::Remote, Some(tier)) => RouteInfo {
-                kind: RouteKind::Remote,
-                tier: Some(tier.name.clone()),
-                model: tier.model.clone(),
-                fallback: false,
-            },
-            _ => RouteInfo {
+        let remote = |tier: &sluice_policy::Tier| RouteInfo {
+            kind: RouteKind::Remote,
+            tier: Some(tier.name.clone()),
+            model: tier.model.clone(),
+            fallback: false,
+        };
+        let local = || -> Result<RouteInfo, GatewayError> {
+            Ok(RouteInfo {
                 kind: RouteKind::Local,
                 tier: None,
                 model: self.local()?.model_id().to_string(),
                 fallback: false,
-            },
+            })
         };
+        let timings = |score_ms| Timings {
+            total_ms: ms(started.elapsed()),
+            score_ms,
+            ..Timings::default()
+        };
+        // A rule that decides is the whole answer of a dry run (a reject one fails like Chat).
+        let rule = self.matching_rule(&policy, &input).await?;
+        let rule_name = rule.as_ref().map(|(name, _)| name.clone());
+        if let Some((name, action)) = rule {
+            let mut info = unscored(&policy, Reason::Rule);
+            info.rule = Some(name.clone());
+            let route = match action {
+                RuleAction::Local => Some(local()?),
+                RuleAction::Tier(t) => policy.tiers.iter().find(|x| x.name == t).map(remote),
+                RuleAction::Reject(message) => {
+                    return Err(GatewayError::Rejected {
+                        policy: policy.name.clone(),
+                        rule: name,
+                        message,
+                    })
+                }
+                RuleAction::Score => None,
+            };
+            if let Some(route) = route {
+                return Ok(ScoreOutput {
+                    decision: info,
+                    route,
+                    draft: String::new(),
+                    timings: timings(0.0),
+                });
+            }
+        }
+        let s = self.score_input(&policy, &input).await?;
+        let route = match (s.decision.route, policy.first_tier()) {
+            (RouteChoice::Remote, Some(tier)) => remote(tier),
+            _ => local()?,
+        };
+        let mut info = s.info;
+        info.rule = rule_name;
         Ok(ScoreOutput {
-            decision: s.info,
+            decision: info,
             route,
             draft: s.draft.map(|d| d.text).unwrap_or_default(),
-            timings: Timings {
-                total_ms: ms(started.elapsed()),
-                score_ms: s.score_ms,
-                ..Timings::default()
-            },
+            timings: timings(s.score_ms),
         })
     }
 
@@ -310,6 +405,7 @@ impl Gateway {
             reason: decision.reason.as_str(),
             features: features.0.iter().map(|(f, v)| (f.as_str(), *v)).collect(),
             policy: policy.name.clone(),
+            rule: None,
         };
         Ok(Scored {
             draft,

@@ -57,22 +57,31 @@ impl ChainFailure {
     }
 }
 
+/// The chain to try: every tier in order, or only the one a rule named.
+fn tiers<'p>(policy: &'p Policy, only: Option<&'p str>) -> impl Iterator<Item = &'p Tier> {
+    policy
+        .tiers
+        .iter()
+        .filter(move |t| only.is_none_or(|name| t.name == name))
+}
+
 /// Metrics label for the outcome of one tier call.
 pub(super) fn status_label(e: &UpstreamError) -> &'static str {
     e.kind()
 }
 
 impl Gateway {
-    /// Ask each tier in turn for a complete answer.
+    /// Ask each tier in turn (only the one named `only`, when given) for a complete answer.
     pub(super) async fn escalate(
         &self,
         policy: &Policy,
         input: &ChatInput,
+        only: Option<&str>,
     ) -> Result<(Completion, Tier, f64), (ChainFailure, f64)> {
         let started = Instant::now();
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
-        for tier in &policy.tiers {
+        for tier in tiers(policy, only) {
             let Some(result) =
                 by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
             else {
@@ -103,11 +112,12 @@ impl Gateway {
         &self,
         policy: &Policy,
         input: &ChatInput,
+        only: Option<&str>,
     ) -> Result<(OpenStream, Tier), ChainFailure> {
         use futures::StreamExt;
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
-        for tier in &policy.tiers {
+        for tier in tiers(policy, only) {
             let open = async {
                 match self.inner.upstream.chat_stream(tier, &req).await {
                     Ok(mut s) => match s.next().await {

@@ -149,7 +149,7 @@ impl Gateway {
             out.store = Some((policy.clone(), input.clone(), model));
         }
         let mut timings = Timings::default();
-        let (info, draft) = match self.begin(&policy, input, &mut timings).await? {
+        let (info, draft, only) = match self.begin(&policy, input, &mut timings).await? {
             Start::Confident(info, draft) => {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
                 for piece in draft.pieces {
@@ -162,10 +162,10 @@ impl Gateway {
                     .stream_local(&policy, input, info, false, timings, out)
                     .await;
             }
-            Start::Escalate(info, draft) => (info, draft),
+            Start::Escalate(info, draft, only) => (info, draft, only),
         };
         let t = Instant::now();
-        let (open, tier) = match self.open_stream(&policy, input).await {
+        let (open, tier) = match self.open_stream(&policy, input, only.as_deref()).await {
             Ok(opened) => opened,
             Err(failure) => {
                 timings.upstream_ms = ms(t.elapsed());

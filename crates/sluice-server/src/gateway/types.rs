@@ -76,6 +76,8 @@ pub struct DecisionInfo {
     pub reason: &'static str,
     pub features: Vec<(&'static str, f64)>,
     pub policy: String,
+    /// The policy rule that matched first, if any.
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
