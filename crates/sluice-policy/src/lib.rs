@@ -13,6 +13,7 @@ mod locate;
 pub mod model;
 pub mod pii;
 mod raw;
+pub mod schema;
 mod set;
 mod tenants;
 mod validate;

@@ -247,12 +247,16 @@ impl ScoringMethod {
 
     /// Whether the method can compute `feature` before deciding.
     pub fn provides(self, feature: Feature) -> bool {
-        match (self, feature.source()) {
-            (ScoringMethod::AnswerConfidence, _) | (_, FeatureSource::Text) => true,
-            (ScoringMethod::DifficultyProbe, FeatureSource::Probe | FeatureSource::Prefill) => true,
-            (ScoringMethod::PromptSurprise, FeatureSource::Prefill) => true,
-            _ => false,
-        }
+        matches!(
+            (self, feature.source()),
+            (ScoringMethod::AnswerConfidence, _)
+                | (_, FeatureSource::Text)
+                | (
+                    ScoringMethod::DifficultyProbe,
+                    FeatureSource::Probe | FeatureSource::Prefill
+                )
+                | (ScoringMethod::PromptSurprise, FeatureSource::Prefill)
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! The request path: validate, pick the policy, score with the local model, answer locally or
 //! escalate along the tier chain, account for tokens and cost.
 
+mod budget;
 mod cache;
 mod chat;
 mod escalate;
@@ -10,7 +11,7 @@ pub mod types;
 
 use std::sync::{Arc, OnceLock};
 
-use sluice_policy::{Policy, Role};
+use sluice_policy::{Policy, PolicyError, PolicySet, Role};
 use sluice_router::{LocalModel, LocalRequest};
 use sluice_upstream::{UpstreamClient, UpstreamRequest};
 
@@ -34,6 +35,8 @@ struct Inner {
     upstream: UpstreamClient,
     caches: Caches,
     metrics: Arc<Metrics>,
+    /// Escalation spend per tenant, for budgets; outlives policy reloads.
+    ledger: crate::budget::SpendLedger,
 }
 
 impl Gateway {
@@ -50,6 +53,7 @@ impl Gateway {
                 upstream,
                 caches,
                 metrics,
+                ledger: crate::budget::SpendLedger::new(),
             }),
         }
     }
@@ -82,6 +86,28 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Load the policy files again and swap them in atomically; an invalid file leaves the
+    /// running policies in place. Requests already running keep the policy they started with
+    /// (they hold an `Arc` of it). Counted in `sluice_policy_reloads_total` and logged, with
+    /// what asked for it (`rpc`, `watch`).
+    pub fn reload_policies(&self, trigger: &str) -> Result<Arc<PolicySet>, PolicyError> {
+        let result = self.inner.policies.reload();
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics()
+            .policy_reloads
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: label.into(),
+            })
+            .inc();
+        match &result {
+            Ok(set) => tracing::info!(trigger, policies = ?set.names(), "policies reloaded"),
+            Err(e) => {
+                tracing::error!(trigger, error = %e, "policy reload rejected; the running policies stay")
+            }
+        }
+        result
     }
 
     fn local(&self) -> Result<Arc<dyn LocalModel>, GatewayError> {

@@ -14,7 +14,6 @@ use crate::convert::{chat_response, final_chunk, grpc_timeout, score_response};
 use crate::error::GatewayError;
 use crate::gateway::types::{ChatInput, StreamItem};
 use crate::gateway::Gateway;
-use crate::metrics::ResultLabel;
 
 /// `sluice.v1.Router`.
 #[derive(Debug, Clone)]
@@ -153,27 +152,12 @@ impl Admin for AdminService {
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::PolicyInfo>, Status> {
-        let result = self.gw.policies().reload();
-        let label = if result.is_ok() { "ok" } else { "error" };
-        self.gw
-            .metrics()
-            .policy_reloads
-            .get_or_create(&ResultLabel {
-                result: label.into(),
-            })
-            .inc();
-        match result {
-            Ok(set) => {
-                tracing::info!(policies = ?set.names(), "policies reloaded");
-                Ok(Response::new(policy_info(
-                    &set.default_policy(),
-                    set.names(),
-                )))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "policy reload rejected");
-                Err(GatewayError::Reload(e).into())
-            }
+        match self.gw.reload_policies("rpc") {
+            Ok(set) => Ok(Response::new(policy_info(
+                &set.default_policy(),
+                set.names(),
+            ))),
+            Err(e) => Err(GatewayError::Reload(e).into()),
         }
     }
 }

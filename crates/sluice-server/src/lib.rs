@@ -3,12 +3,14 @@
 
 pub mod admin_http;
 pub mod auth;
+pub mod budget;
 pub mod convert;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
 pub mod metrics;
 pub mod serve;
+pub mod watch;
 
 pub use error::GatewayError;
 pub use gateway::{Gateway, PolicyStore};

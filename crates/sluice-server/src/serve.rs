@@ -33,6 +33,9 @@ pub struct ServeConfig {
     pub auth: Auth,
     /// `redis://host:port` of a cache tier shared by replicas.
     pub redis_url: Option<String>,
+    /// Poll the policy file or directory this often and reload when it changed; `None`: only
+    /// on `Admin.ReloadPolicy`.
+    pub watch_interval: Option<Duration>,
 }
 
 /// Bound on each Redis operation: past it the request goes on without the shared tier.
@@ -190,6 +193,17 @@ pub async fn start(
         );
     let admin = axum::serve(admin_listener, admin_http::router(gw.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
+    if let Some(interval) = config.watch_interval {
+        let watching = gw.clone();
+        crate::watch::spawn_watcher(
+            gw.policies().path().to_path_buf(),
+            interval,
+            move || {
+                let _ = watching.reload_policies("watch");
+            },
+            stopped(stop_rx.clone()),
+        );
+    }
 
     // The model loads while the listeners already answer health checks as NOT_SERVING.
     let (load_failed_tx, load_failed_rx) = tokio::sync::oneshot::channel::<String>();

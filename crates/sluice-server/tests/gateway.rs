@@ -148,10 +148,14 @@ fn ask(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
     }
 }
 
+#[path = "gateway/budget.rs"]
+mod budget;
 #[path = "gateway/cache.rs"]
 mod cache;
 #[path = "gateway/escalation.rs"]
 mod escalation;
+#[path = "gateway/reload.rs"]
+mod reload;
 #[path = "gateway/rules.rs"]
 mod rules;
 #[path = "gateway/soak.rs"]

@@ -40,6 +40,10 @@ pub enum Command {
         /// Shared cache tier for several replicas, e.g. redis://127.0.0.1:6379.
         #[arg(long, env = "SLUICE_REDIS_URL")]
         redis_url: Option<String>,
+        /// Check the policy file or directory this often (seconds) and reload it when it
+        /// changed; 0 turns watching off (Admin.ReloadPolicy still works).
+        #[arg(long, env = "SLUICE_POLICY_WATCH_SECS", default_value_t = 2.0, value_parser = seconds)]
+        policy_watch_secs: f64,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)
@@ -82,6 +86,28 @@ pub enum Command {
         /// Write the calibrated policy over --policy.
         #[arg(long)]
         write: bool,
+    },
+    /// Show which rule of a policy matches a prompt and why, and what scoring would decide;
+    /// calls no tier.
+    Explain {
+        /// Policy file.
+        #[arg(long, default_value = "policies/default.yaml")]
+        policy: PathBuf,
+        /// The user message to route.
+        #[arg(long)]
+        prompt: String,
+        /// The caller's tenant (as authentication would name it).
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A request tag, KEY=VALUE; repeat for several.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Evaluate the rules only, without loading the model (no scoring, and prompt_tokens
+        /// conditions never match).
+        #[arg(long)]
+        rules_only: bool,
     },
     /// Work with policy files.
     Policy {
@@ -137,6 +163,16 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of policy files (policies/schema.json is this output).
+    Schema,
+}
+
+/// A number of seconds, ≥ 0 and finite.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected seconds ≥ 0, e.g. 2 or 0.5, found {s:?}")),
+    }
 }
 
 /// A share in [0, 1], checked before any work starts.

@@ -24,17 +24,49 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             model,
             tenants,
             redis_url,
+            policy_watch_secs,
         } => serve(
             &policy,
             tenants.as_deref(),
-            grpc_listen,
-            admin_listen,
-            redis_url,
+            ServeConfig {
+                grpc_listen,
+                admin_listen,
+                auth: sluice_server::auth::Auth::default(),
+                redis_url,
+                watch_interval: (policy_watch_secs > 0.0)
+                    .then(|| std::time::Duration::from_secs_f64(policy_watch_secs)),
+            },
             model,
         ),
         Command::Policy {
             command: PolicyCommand::Check { paths },
         } => policy_check(&paths),
+        Command::Policy {
+            command: PolicyCommand::Schema,
+        } => policy_schema(),
+        Command::Explain {
+            policy,
+            prompt,
+            tenant,
+            tags,
+            model,
+            rules_only,
+        } => {
+            let q = crate::explain::Question {
+                policy: &policy,
+                prompt: &prompt,
+                tenant: &tenant,
+                tags: &tags,
+                model: &model,
+                rules_only,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            print!("{}", runtime.block_on(crate::explain::explain(&q))?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Eval {
             run,
             large,
@@ -81,9 +113,7 @@ fn init_logging() {
 fn serve(
     policy: &Path,
     tenants: Option<&Path>,
-    grpc_listen: String,
-    admin_listen: String,
-    redis_url: Option<String>,
+    config: ServeConfig,
     model: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     init_logging();
@@ -95,10 +125,8 @@ fn serve(
         t.check_policies(&policies.snapshot())?;
     }
     let config = ServeConfig {
-        grpc_listen,
-        admin_listen,
         auth: Auth::new(tenants),
-        redis_url,
+        ..config
     };
     if !model.is_file() {
         bail!(
@@ -169,6 +197,16 @@ fn policy_check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn policy_schema() -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let schema = serde_json::to_string_pretty(&sluice_policy::schema::policy_schema())?;
+    match writeln!(std::io::stdout().lock(), "{schema}") {
+        // `sluice policy schema | head` is not an error
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn check_one(path: &Path) -> Result<Vec<String>, sluice_policy::PolicyError> {

@@ -1,9 +1,10 @@
-//! The `sluice` command line: `serve`, `policy check`, `eval` and `calibrate`.
+//! The `sluice` command line: `serve`, `policy check|schema`, `eval`, `calibrate` and `explain`.
 
 mod calibrate;
 mod cli;
 mod commands;
 mod eval;
+mod explain;
 
 pub use cli::{Cli, Command};
 

@@ -153,9 +153,26 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
+        if !self.budget_allows(&policy, input)? {
+            // The tenant's budget is spent and the policy says answer locally.
+            let mut info = info;
+            info.reason = Reason::Budget.as_str();
+            let answer: LocalAnswer = match draft {
+                Some(d) => d.into(),
+                None => {
+                    let t = Instant::now();
+                    let a = self.generate_local(&policy, input).await?;
+                    timings.local_ms = ms(t.elapsed());
+                    a
+                }
+            };
+            let meta = self.local_meta(&policy, input, info, &answer, false, timings);
+            return Ok((finish(answer.text, meta, started), Vec::new()));
+        }
         match self.escalate(&policy, input, only.as_deref()).await {
             Ok((c, tier, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
+                self.charge(input, c.cost_usd);
                 let done = RemoteFinish {
                     model: c.model,
                     finish_reason: c.finish_reason,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy};
-use sluice_router::LocalEvent;
+use sluice_router::{LocalEvent, Reason};
 use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
 
@@ -164,6 +164,22 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
+        if !self.budget_allows(&policy, input)? {
+            // The tenant's budget is spent and the policy says answer locally.
+            let mut info = info;
+            info.reason = Reason::Budget.as_str();
+            let Some(d) = draft else {
+                return self
+                    .stream_local(&policy, input, info, false, timings, out)
+                    .await;
+            };
+            let pieces = d.pieces.clone();
+            let meta = self.local_meta(&policy, input, info, &LocalAnswer::from(d), false, timings);
+            for piece in pieces {
+                out.delta(piece).await?;
+            }
+            return out.end(meta).await;
+        }
         let t = Instant::now();
         let (open, tier) = match self.open_stream(&policy, input, only.as_deref()).await {
             Ok(opened) => opened,
@@ -201,6 +217,7 @@ impl Gateway {
                     cost_usd,
                 }) => {
                     timings.upstream_ms = ms(t.elapsed());
+                    self.charge(input, cost_usd);
                     let done = RemoteFinish {
                         model,
                         finish_reason,

@@ -1,0 +1,859 @@
+//! `policies/schema.json` is `policy_schema()`; the schema accepts every shipped policy and
+//! agrees with validation on the keys and single values it covers.
+//!
+//! JSON Schema validators are heavy dependencies, so `errors` below is a small checker of
+//! the keywords this schema uses; it fails on any other keyword, so it cannot silently
+//! ignore part of the schema.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::parse_policy;
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+fn pretty(schema: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(schema).unwrap();
+    text.push('\n');
+    text
+}
+
+#[test]
+fn schema_file_is_up_to_date() {
+    let path = repo_file("policies/schema.json");
+    let want = pretty(&policy_schema());
+    if std::env::var_os("SLUICE_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    let have = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    assert!(
+        have == want,
+        "policies/schema.json is not the schema the code generates; regenerate it with\n  \
+         cargo run --release -p sluice -- policy schema > policies/schema.json\n\
+         or\n  SLUICE_UPDATE_SCHEMA=1 cargo test -p sluice-policy schema_file_is_up_to_date"
+    );
+}
+
+#[test]
+fn schema_is_draft_2020_12_with_title_and_stable_text() {
+    let schema = policy_schema();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(schema["title"], TITLE);
+    assert_eq!(
+        schema["required"],
+        json!(["version", "name", "local", "scoring"])
+    );
+    // Keys are sorted whatever serde_json's features, so the file is the same in every build.
+    assert_eq!(pretty(&schema), pretty(&policy_schema()));
+    let text = pretty(&schema);
+    let reparsed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(pretty(&reparsed), text);
+}
+
+/// Every object schema with properties (every raw struct) denies unknown keys, and has a
+/// description, as does each of its properties.
+#[test]
+fn every_mapping_denies_unknown_keys_and_every_key_is_described() {
+    fn walk(schema: &Value, path: &str, found: &mut usize) {
+        match schema {
+            Value::Object(map) => {
+                let is_object = match map.get("type") {
+                    Some(Value::String(t)) => t == "object",
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                    _ => false,
+                };
+                if let (true, Some(Value::Object(properties))) = (is_object, map.get("properties"))
+                {
+                    *found += 1;
+                    assert_eq!(
+                        map.get("additionalProperties"),
+                        Some(&Value::Bool(false)),
+                        "{path}"
+                    );
+                    for (key, property) in properties {
+                        assert!(
+                            property.get("description").is_some(),
+                            "{path}/properties/{key} has no description"
+                        );
+                    }
+                }
+                for (key, value) in map {
+                    walk(value, &format!("{path}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = 0;
+    walk(&policy_schema(), "", &mut found);
+    // policy, local, tier, price, circuit_breaker, retry_budget, scoring, weights, cache,
+    // rule, when, prompt_tokens, turns, action {tier}, action {reject}, budget, its tenants.
+    assert_eq!(found, 17);
+}
+
+// ---------------------------------------------------------------------------------------
+// A checker for the keywords this schema uses.
+
+const KEYWORDS: &[&str] = &[
+    "$schema",
+    "$comment",
+    "title",
+    "description",
+    "examples",
+    "type",
+    "enum",
+    "const",
+    "pattern",
+    "minLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "minProperties",
+    "items",
+    "minItems",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "if",
+    "then",
+    "not",
+];
+
+/// Where and why `instance` does not meet `schema`; empty when it does.
+fn errors(schema: &Value, instance: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    check(schema, instance, "", &mut out);
+    out
+}
+
+fn has_type(value: &Value, ty: &str) -> bool {
+    match ty {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "string" => value.is_string(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "number" => value.is_number(),
+        "integer" => {
+            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|x| x.fract() == 0.0)
+        }
+        other => panic!("unknown type {other:?}"),
+    }
+}
+
+fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    let schema = match schema {
+        Value::Bool(true) => return,
+        Value::Bool(false) => return out.push(format!("{path}: not allowed")),
+        Value::Object(map) => map,
+        other => panic!("{path}: not a schema: {other}"),
+    };
+    for keyword in schema.keys() {
+        assert!(
+            KEYWORDS.contains(&keyword.as_str()),
+            "the checker does not know keyword {keyword:?}"
+        );
+    }
+    let mut fail = |message: String| out.push(format!("{path}: {message}"));
+    if let Some(ty) = schema.get("type") {
+        let types: Vec<&str> = match ty {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => panic!("bad type {other}"),
+        };
+        if !types.iter().any(|t| has_type(value, t)) {
+            return fail(format!("expected {}, found {value}", types.join(" or ")));
+        }
+    }
+    if let Some(Value::Array(choices)) = schema.get("enum") {
+        if !choices.contains(value) {
+            fail(format!("expected one of {choices:?}, found {value}"));
+        }
+    }
+    if let Some(constant) = schema.get("const") {
+        if constant != value {
+            fail(format!("expected {constant}, found {value}"));
+        }
+    }
+    if let Value::String(text) = value {
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            if !Regex::new(pattern).unwrap().is_match(text) {
+                fail(format!("expected a match of {pattern}, found {text:?}"));
+            }
+        }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
+            if (text.chars().count() as u64) < min {
+                fail(format!(
+                    "expected at least {min} characters, found {text:?}"
+                ));
+            }
+        }
+    }
+    if let Some(x) = value.as_f64() {
+        let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
+        if bound("minimum").is_some_and(|min| x < min)
+            || bound("maximum").is_some_and(|max| x > max)
+            || bound("exclusiveMinimum").is_some_and(|min| x <= min)
+        {
+            fail(format!("{x} is out of range"));
+        }
+    }
+    if let Value::Object(map) = value {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for key in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !map.contains_key(key) {
+                fail(format!("missing key {key}"));
+            }
+        }
+        if let Some(min) = schema.get("minProperties").and_then(Value::as_u64) {
+            if (map.len() as u64) < min {
+                fail(format!("expected at least {min} keys"));
+            }
+        }
+        for (key, item) in map {
+            let item_path = format!("{path}/{key}");
+            if let Some(names) = schema.get("propertyNames") {
+                check(names, &Value::String(key.clone()), &item_path, out);
+            }
+            match (
+                properties.and_then(|p| p.get(key)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(sub), _) => check(sub, item, &item_path, out),
+                (None, Some(extra)) => check(extra, item, &item_path, out),
+                (None, None) => {}
+            }
+        }
+    }
+    if let Value::Array(items) = value {
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
+            if (items.len() as u64) < min {
+                out.push(format!("{path}: expected at least {min} items"));
+            }
+        }
+        if let Some(sub) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                check(sub, item, &format!("{path}/{i}"), out);
+            }
+        }
+    }
+    let passing = |key: &str| -> Option<usize> {
+        let alternatives = schema.get(key)?.as_array()?;
+        Some(
+            alternatives
+                .iter()
+                .filter(|s| errors(s, value).is_empty())
+                .count(),
+        )
+    };
+    if passing("anyOf") == Some(0) {
+        out.push(format!("{path}: matches no alternative of anyOf"));
+    }
+    if let Some(n) = passing("oneOf").filter(|n| *n != 1) {
+        out.push(format!("{path}: matches {n} alternatives of oneOf, not 1"));
+    }
+    for sub in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        check(sub, value, path, out);
+    }
+    if let Some(condition) = schema.get("if") {
+        if errors(condition, value).is_empty() {
+            if let Some(then) = schema.get("then") {
+                check(then, value, path, out);
+            }
+        }
+    }
+    if let Some(not) = schema.get("not") {
+        if errors(not, value).is_empty() {
+            out.push(format!("{path}: matches what `not` excludes"));
+        }
+    }
+}
+
+#[test]
+fn the_checker_knows_every_keyword_of_the_schema() {
+    fn walk(schema: &Value) {
+        if let Value::Object(map) = schema {
+            for (key, value) in map {
+                assert!(KEYWORDS.contains(&key.as_str()), "{key}");
+                match key.as_str() {
+                    "properties" => value.as_object().unwrap().values().for_each(walk),
+                    "enum" | "const" | "examples" | "required" => {}
+                    _ => match value {
+                        Value::Array(items) => items.iter().for_each(walk),
+                        other => walk(other),
+                    },
+                }
+            }
+        }
+    }
+    walk(&policy_schema());
+}
+
+// ---------------------------------------------------------------------------------------
+// Policies: shipped, complete, and mutated.
+
+/// Validation's verdict on a policy, read as YAML.
+fn validation_accepts(yaml: &str) -> Result<(), String> {
+    parse_policy(yaml, Path::new("case.yaml"), &|_| None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The schema's verdict on a policy, read as YAML.
+fn schema_accepts(schema: &Value, yaml: &str) -> Result<(), String> {
+    let instance: Value = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
+    let found = errors(schema, &instance);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(found.join("; "))
+    }
+}
+
+#[test]
+fn shipped_policies_meet_the_schema() {
+    let schema = policy_schema();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_file("policies"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("default.yaml")),
+        "{files:?}"
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(validation_accepts(&text), Ok(()), "{}", file.display());
+        assert_eq!(schema_accepts(&schema, &text), Ok(()), "{}", file.display());
+    }
+}
+
+/// A policy that sets every key the schema knows.
+const FULL: &str = r#"
+version: 1
+name: full
+local:
+  model: smollm2-135m
+  max_tokens: 64
+tiers:
+  - name: large
+    provider: openai
+    base_url: ${LARGE_URL:-http://127.0.0.1:8080}
+    model: gpt-4o-mini
+    api_key_env: LARGE_KEY
+    price: { input_per_mtok: 0.15, output_per_mtok: 0.6 }
+    timeout: 30s
+    connect_timeout: 500ms
+    read_timeout: 1.5m
+    retries: 2
+    circuit_breaker:
+      consecutive_failures: 5
+      error_ratio: 0.5
+      min_requests: 20
+      window: 30s
+      open_for: 10s
+      half_open_probes: 1
+    retry_budget: { ratio: 0.2, min_per_second: 1 }
+  - name: largest
+    provider: anthropic
+    base_url: https://api.anthropic.com
+    model: claude
+    price: { input_per_mtok: 3, output_per_mtok: 15 }
+    timeout: 2h
+scoring:
+  method: answer_confidence
+  threshold: 0.5
+  weights:
+    bias: 3.0
+    mean_logprob: 2.5
+    min_logprob: 0.15
+    p10_logprob: 0.1
+    mean_entropy: -0.2
+    draft_tokens: 0.01
+    stopped: 0.5
+    prompt_tokens: -0.001
+    prompt_digits: 0.1
+    turns: -0.1
+    code_blocks: -0.5
+    question_words: 0.2
+    prompt_nll: -0.3
+    probe_log_odds: 0.4
+  tenant_thresholds: { acme: 0.7, initech: 0 }
+on_upstream_failure: error
+cache:
+  mode: always
+  ttl: 10m
+  max_bytes: 64MiB
+rules:
+  - name: secrets
+    when:
+      pii: [api_key, private_key]
+    action: { reject: "No secrets, please." }
+  - name: acme-code
+    when:
+      tenant: acme
+      tags: { env: "prod*", team: "?x" }
+      regex: "(?i)refactor"
+      prompt_tokens: { min: 10, max: 4000 }
+      turns: { max: 3 }
+      code: true
+    action: { tier: largest }
+  - name: any-pii
+    when: { tenant: [acme, initech], pii: any }
+    action: local
+  - name: rest
+    action: score
+budget:
+  daily_usd: 5
+  monthly_usd: 100
+  tenants:
+    acme: { daily_usd: 10 }
+    initech: { monthly_usd: 50 }
+  on_exhausted: reject
+"#;
+
+fn full() -> Value {
+    serde_norway::from_str(FULL).unwrap()
+}
+
+#[test]
+fn a_policy_with_every_key_meets_the_schema_and_uses_all_its_keys() {
+    let schema = policy_schema();
+    assert_eq!(validation_accepts(FULL), Ok(()));
+    assert_eq!(schema_accepts(&schema, FULL), Ok(()));
+
+    fn property_names(schema: &Value, out: &mut BTreeSet<String>) {
+        match schema {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    if key == "properties" {
+                        out.extend(value.as_object().unwrap().keys().cloned());
+                    }
+                    property_names(value, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| property_names(i, out)),
+            _ => {}
+        }
+    }
+    fn used_keys(value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, item) in map {
+                    out.insert(key.clone());
+                    used_keys(item, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| used_keys(i, out)),
+            _ => {}
+        }
+    }
+    let mut known = BTreeSet::new();
+    property_names(&schema, &mut known);
+    let mut used = BTreeSet::new();
+    used_keys(&full(), &mut used);
+    let unused: Vec<&String> = known.difference(&used).collect();
+    assert!(unused.is_empty(), "FULL never sets {unused:?}");
+}
+
+/// A change to `FULL` at a JSON pointer.
+enum Change {
+    Set(Value),
+    Remove,
+    Rename(&'static str),
+}
+use Change::{Remove, Rename, Set};
+
+fn changed(pointer: &str, change: &Change) -> String {
+    let mut value = full();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let parent = value
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("no mapping at {parent}"));
+    match change {
+        Set(new) => {
+            parent.insert(key.to_owned(), new.clone());
+        }
+        Remove => {
+            parent.remove(key).unwrap_or_else(|| panic!("no {pointer}"));
+        }
+        Rename(to) => {
+            let old = parent.remove(key).unwrap_or_else(|| panic!("no {pointer}"));
+            parent.insert((*to).to_owned(), old);
+        }
+    }
+    serde_norway::to_string(&value).unwrap()
+}
+
+/// Checks each case's verdicts: (schema accepts, validation accepts).
+fn verdicts(cases: &[(&str, Change)], want: (bool, bool)) {
+    let schema = policy_schema();
+    let mut wrong = Vec::new();
+    for (pointer, change) in cases {
+        let yaml = changed(pointer, change);
+        let got = (schema_accepts(&schema, &yaml), validation_accepts(&yaml));
+        if (got.0.is_ok(), got.1.is_ok()) != want {
+            wrong.push(format!(
+                "{pointer}: schema {:?}, validation {:?}",
+                got.0, got.1
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn schema_and_validation_accept_the_same_values() {
+    let ok = [
+        ("/local/max_tokens", Set(json!(1))),
+        ("/local/max_tokens", Set(json!(8192))),
+        ("/local/max_tokens", Remove),
+        ("/tiers/0/retries", Set(json!(0))),
+        ("/tiers/0/retries", Set(json!(10))),
+        ("/tiers/1/timeout", Set(json!("0.1s"))),
+        ("/tiers/1/timeout", Set(json!("1.25ms"))),
+        ("/tiers/0/api_key_env", Set(json!("_KEY_2"))),
+        ("/tiers/0/circuit_breaker/error_ratio", Set(json!(1))),
+        ("/tiers/0/circuit_breaker", Set(Value::Null)),
+        ("/tiers/0/retry_budget/ratio", Set(json!(10))),
+        ("/tiers/0/price/input_per_mtok", Set(json!(0))),
+        ("/scoring/threshold", Set(json!(0))),
+        ("/scoring/threshold", Set(json!(1))),
+        ("/scoring/tenant_thresholds/a-b_1", Set(json!(1))),
+        (
+            "/scoring",
+            Set(json!({
+                "method": "difficulty_probe",
+                "threshold": 0.5,
+                "weights": { "bias": 1, "probe_log_odds": 1, "prompt_nll": 1, "turns": 1 },
+            })),
+        ),
+        (
+            "/scoring",
+            Set(json!({
+                "method": "prompt_surprise",
+                "threshold": 0.5,
+                "weights": { "prompt_nll": 1, "code_blocks": 1 },
+            })),
+        ),
+        ("/on_upstream_failure", Set(json!("local"))),
+        ("/on_upstream_failure", Set(Value::Null)),
+        ("/cache", Set(Value::Null)),
+        ("/cache", Set(json!({}))),
+        ("/cache/mode", Set(json!("off"))),
+        ("/cache/mode", Set(json!("deterministic"))),
+        ("/cache/max_bytes", Set(json!(65536))),
+        ("/cache/max_bytes", Set(json!("65536"))),
+        ("/cache/max_bytes", Set(json!("500 KB"))),
+        ("/cache/max_bytes", Set(json!("2GiB"))),
+        ("/cache/max_bytes", Set(json!("12B"))),
+        ("/rules", Set(Value::Null)),
+        ("/rules/0/when", Set(Value::Null)),
+        ("/rules/0/when", Set(json!({}))),
+        ("/rules/0/when/pii", Set(json!("email"))),
+        ("/rules/0/when/pii", Set(json!("any"))),
+        ("/rules/1/when/turns", Set(json!({ "min": 0 }))),
+        ("/rules/1/when/tags/build id", Set(json!("*"))),
+        ("/rules/1/when/code", Set(json!(false))),
+        ("/rules/1/action", Set(json!({ "tier": "large" }))),
+        ("/budget", Remove),
+        (
+            "/budget",
+            Set(json!({ "tenants": { "acme": { "daily_usd": 1 } } })),
+        ),
+        ("/budget/on_exhausted", Set(json!("local"))),
+        ("/budget/tenants", Set(Value::Null)),
+    ];
+    verdicts(&ok, (true, true));
+
+    let bad = [
+        // Keys.
+        ("/on_upstream_failure", Rename("on_upstream_failures")),
+        ("/scoring/weight_bias", Set(json!(1))),
+        ("/tiers/0/circuit_breaker/windw", Set(json!("30s"))),
+        ("/rules/1/when/colour", Set(json!("red"))),
+        ("/budget/tenants/acme/weekly_usd", Set(json!(1))),
+        ("/local", Remove),
+        ("/tiers/0/timeout", Remove),
+        ("/rules/3/action", Remove),
+        // Choices.
+        ("/version", Set(json!(2))),
+        ("/scoring/method", Set(json!("confidence"))),
+        ("/scoring/method", Set(json!("prompt_surprise"))),
+        ("/scoring/weights/foo", Set(json!(1))),
+        ("/tiers/0/provider", Set(json!("azure"))),
+        ("/on_upstream_failure", Set(json!("retry"))),
+        ("/cache/mode", Set(json!("sometimes"))),
+        ("/budget/on_exhausted", Set(json!("drop"))),
+        ("/rules/0/when/pii", Set(json!("ssn"))),
+        ("/rules/0/when/pii", Set(json!(["any"]))),
+        ("/rules/0/when/pii", Set(json!([]))),
+        ("/rules/2/action", Set(json!("tier"))),
+        ("/rules/2/action", Set(json!("escalate"))),
+        (
+            "/rules/2/action",
+            Set(json!({ "tier": "large", "reject": "x" })),
+        ),
+        ("/rules/2/action", Set(json!({}))),
+        ("/rules/2/action", Set(json!({ "reject": " " }))),
+        ("/rules/2/action", Set(json!({ "tier": 1 }))),
+        // Names and text.
+        ("/name", Set(json!("Full"))),
+        ("/tiers/0/name", Set(json!("-large"))),
+        ("/rules/0/name", Set(json!("no secrets"))),
+        ("/scoring/tenant_thresholds/Acme", Set(json!(0.5))),
+        ("/budget/tenants/acme corp", Set(json!({ "daily_usd": 1 }))),
+        ("/rules/1/when/tenant", Set(json!("Acme"))),
+        ("/rules/1/when/tenant", Set(json!([]))),
+        ("/tiers/0/api_key_env", Set(json!("1KEY"))),
+        ("/tiers/0/model", Set(json!(" "))),
+        ("/local/model", Set(json!(""))),
+        ("/rules/1/when/tags", Set(json!({}))),
+        ("/rules/1/when/tags/env", Set(json!(1))),
+        ("/rules/1/when/tags/ ", Set(json!("x"))),
+        ("/rules/1/when/regex", Set(json!(""))),
+        // Durations and sizes.
+        ("/tiers/0/timeout", Set(json!("30"))),
+        ("/tiers/0/timeout", Set(json!(30))),
+        ("/tiers/0/timeout", Set(json!("1d"))),
+        ("/tiers/0/timeout", Set(json!("30 seconds"))),
+        ("/tiers/0/read_timeout", Set(json!(".5s"))),
+        ("/cache/ttl", Set(json!(600))),
+        ("/cache/max_bytes", Set(json!("64mb"))),
+        ("/cache/max_bytes", Set(json!("1.5MiB"))),
+        ("/cache/max_bytes", Set(json!(0))),
+        ("/cache/max_bytes", Set(json!(-1))),
+        // Numbers.
+        ("/local/max_tokens", Set(json!(0))),
+        ("/local/max_tokens", Set(json!(8193))),
+        ("/tiers/0/retries", Set(json!(11))),
+        ("/tiers/0/retries", Set(json!(-1))),
+        ("/tiers/0/price/input_per_mtok", Set(json!(-0.01))),
+        ("/tiers/0/circuit_breaker/error_ratio", Set(json!(0))),
+        ("/tiers/0/circuit_breaker/error_ratio", Set(json!(1.5))),
+        ("/tiers/0/circuit_breaker/min_requests", Set(json!(0))),
+        ("/tiers/0/retry_budget/ratio", Set(json!(10.5))),
+        ("/tiers/0/retry_budget/min_per_second", Set(json!(-1))),
+        ("/scoring/threshold", Set(json!(1.5))),
+        ("/scoring/tenant_thresholds/acme", Set(json!(2))),
+        ("/rules/1/when/turns", Set(json!({}))),
+        ("/rules/1/when/turns/min", Set(json!(-1))),
+        ("/budget", Set(json!({}))),
+        ("/budget", Set(json!({ "daily_usd": null, "tenants": {} }))),
+        ("/budget/daily_usd", Set(json!(0))),
+        ("/budget/tenants/acme", Set(json!({}))),
+        ("/budget/tenants/acme", Set(json!({ "daily_usd": null }))),
+    ];
+    verdicts(&bad, (false, false));
+}
+
+/// What JSON Schema cannot say: how values relate. Only validation rejects these.
+#[test]
+fn only_validation_checks_how_values_relate() {
+    let cases = [
+        ("/tiers/1/name", Set(json!("large"))),
+        ("/rules/3/name", Set(json!("secrets"))),
+        ("/rules/1/action", Set(json!({ "tier": "missing" }))),
+        ("/tiers/0/connect_timeout", Set(json!("1m"))),
+        (
+            "/rules/1/when/prompt_tokens",
+            Set(json!({ "min": 10, "max": 5 })),
+        ),
+        ("/tiers/0/timeout", Set(json!("0s"))),
+        ("/cache/max_bytes", Set(json!("0MiB"))),
+        ("/rules/1/when/regex", Set(json!("("))),
+        ("/tiers/0/base_url", Set(json!("ftp://example.com"))),
+    ];
+    verdicts(&cases, (true, false));
+}
+
+/// The brief's own examples, as text edits of the shipped default policy.
+#[test]
+fn mutated_default_policy_is_rejected_by_both() {
+    let schema = policy_schema();
+    let text = std::fs::read_to_string(repo_file("policies/default.yaml")).unwrap();
+    let cases = [
+        ("\nscoring:\n", "\nscorng:\n"),
+        ("\nscoring:\n", "\nscoring:\n  temperature: 0.5\n"),
+        ("method: answer_confidence", "method: answer-confidence"),
+        ("provider: openai", "provider: azure"),
+        ("mode: deterministic", "mode: sometimes"),
+        ("timeout: 30s ", "timeout: 30 "),
+    ];
+    for (from, to) in cases {
+        assert!(text.contains(from), "{from:?}");
+        let mutated = text.replacen(from, to, 1);
+        assert!(schema_accepts(&schema, &mutated).is_err(), "{to:?}");
+        assert!(validation_accepts(&mutated).is_err(), "{to:?}");
+    }
+}
+
+/// Every choice the schema offers is one validation takes.
+#[test]
+fn every_choice_in_the_schema_is_valid() {
+    let schema = policy_schema();
+    let choices = |pointer: &str| -> Vec<Value> {
+        schema
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("no enum at {pointer}"))
+            .iter()
+            .filter(|v| !v.is_null())
+            .cloned()
+            .collect()
+    };
+    let props = "/properties";
+    let cases = [
+        (
+            "/tiers/0/provider",
+            format!("{props}/tiers/items/properties/provider/enum"),
+        ),
+        (
+            "/on_upstream_failure",
+            format!("{props}/on_upstream_failure/enum"),
+        ),
+        ("/cache/mode", format!("{props}/cache/properties/mode/enum")),
+        (
+            "/budget/on_exhausted",
+            format!("{props}/budget/anyOf/0/properties/on_exhausted/enum"),
+        ),
+        (
+            "/rules/0/when/pii",
+            format!("{props}/rules/items/properties/when/properties/pii/anyOf/0/enum"),
+        ),
+        (
+            "/rules/2/action",
+            format!("{props}/rules/items/properties/action/oneOf/0/enum"),
+        ),
+    ];
+    let mut all = Vec::new();
+    for (target, pointer) in &cases {
+        let found = choices(pointer);
+        assert!(found.len() >= 2, "{pointer}");
+        all.extend(found.into_iter().map(|v| (*target, Set(v))));
+    }
+    for method in choices(&format!("{props}/scoring/properties/method/enum")) {
+        all.push((
+            "/scoring",
+            Set(json!({ "method": method, "threshold": 0.5, "weights": { "bias": 1 } })),
+        ));
+    }
+    let features = schema
+        .pointer(&format!("{props}/scoring/properties/weights/properties"))
+        .and_then(Value::as_object)
+        .unwrap();
+    assert_eq!(features.len(), Feature::ALL.len() + 1);
+    for feature in features.keys() {
+        all.push(("/scoring/weights", Set(json!({ feature: 1 }))));
+    }
+    verdicts(&all, (true, true));
+}
+
+/// The patterns match what the checks in `validate::values` and `env` accept.
+#[test]
+fn patterns_agree_with_validation() {
+    use crate::raw::Scalar;
+    use crate::validate::values;
+
+    let re = |pattern: &str| Regex::new(pattern).unwrap();
+    for name in [
+        "default",
+        "a",
+        "0",
+        "large-2_b",
+        "",
+        "Default",
+        "-a",
+        "_a",
+        "a b",
+        "a.b",
+        "é",
+    ] {
+        assert_eq!(
+            re(NAME_PATTERN).is_match(name),
+            values::check_name(name).is_ok(),
+            "{name:?}"
+        );
+    }
+    for name in ["KEY", "_k1", "a", "", "1A", "A-B", "A B"] {
+        assert_eq!(
+            re(ENV_NAME_PATTERN).is_match(name),
+            crate::env::is_env_name(name),
+            "{name:?}"
+        );
+    }
+    for model in ["m", " m ", "", " ", "\t"] {
+        assert_eq!(
+            re(NON_BLANK_PATTERN).is_match(model),
+            values::check_model(model).is_ok(),
+            "{model:?}"
+        );
+    }
+    let durations = [
+        "500ms",
+        "30s",
+        "1.5m",
+        "2h",
+        "0.1s",
+        " 30s ",
+        "30",
+        "30 seconds",
+        "s",
+        "1.s",
+        ".5s",
+        "-1s",
+        "1d",
+        "1e3s",
+        "",
+        "0s",
+    ];
+    for text in durations {
+        let scalar = Scalar {
+            text: text.into(),
+            is_string: true,
+        };
+        // Zero has the form of a duration but is rejected for its value.
+        let valid_form = match values::duration(&scalar) {
+            Ok(_) => true,
+            Err(message) => message.contains("greater than zero"),
+        };
+        assert_eq!(re(DURATION_PATTERN).is_match(text), valid_form, "{text:?}");
+    }
+}
