@@ -24,7 +24,12 @@ async fn gateway_end_to_end() {
 
     // (a) an easy prompt is answered by the local model
     let resp = router
-        .chat(chat_request("Hello! How are you?", pb::RouteHint::Auto, ""))
+        .chat(chat_request(
+            // kept local by the calibrated default policy (greedy, so it repeats exactly)
+            "Can fish swim? Answer with one option. Options: yes / no",
+            pb::RouteHint::Auto,
+            "",
+        ))
         .await
         .expect("chat answers")
         .into_inner();
@@ -188,7 +193,9 @@ async fn gateway_end_to_end() {
         .into_inner();
     let d = score.decision.unwrap();
     assert!((0.0..=1.0).contains(&d.confidence.unwrap()));
-    assert_eq!(d.threshold, 0.5);
+    let shipped = sluice_policy::load_policy_file(&support::repo().join("policies/default.yaml"))
+        .expect("the shipped default policy loads");
+    assert_eq!(d.threshold, shipped.scoring.threshold);
     assert!(!score.draft.trim().is_empty());
     assert_eq!(mock.requests().len(), before, "Score called a tier");
 

@@ -46,8 +46,8 @@ fn fences(text: &str) -> usize {
         .count()
 }
 
-/// Every feature of a scored request: the draft's and the request text's, in `Feature::ALL`
-/// order.
+/// The features of a drafted request: the draft's and the request text's, in `Feature::ALL`
+/// order (the prefill features come from `prefill_features`).
 pub fn request_features(messages: &[Message], draft: &crate::Draft) -> FeatureValues {
     let mut all = crate::draft_features(draft).0;
     all.extend(lexical_features(messages).0);
@@ -114,7 +114,19 @@ mod tests {
         };
         let f = request_features(&[user("2+2?")], &draft);
         let names: Vec<Feature> = f.0.iter().map(|(k, _)| *k).collect();
-        assert_eq!(names, Feature::ALL.to_vec());
+        let draft_and_text: Vec<Feature> = Feature::ALL
+            .into_iter()
+            .filter(|f| {
+                matches!(
+                    f.source(),
+                    sluice_policy::FeatureSource::Draft | sluice_policy::FeatureSource::Text
+                )
+            })
+            .collect();
+        assert_eq!(
+            names, draft_and_text,
+            "in Feature::ALL order, without prefill features"
+        );
         assert_eq!(f.get(Feature::PromptDigits), Some(2.0));
         assert_eq!(f.get(Feature::MeanLogprob), Some(-0.5));
     }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use sluice_policy::ScoringMethod;
+use sluice_policy::{Feature, FeatureSource, ScoringMethod};
 use sluice_router::eval::routing::{min_escalated_for_quality, routing_curve, Outcome};
 use sluice_router::eval::{auroc, cross_val_scores, fit_logistic, threshold_for_escalation_rate};
 
@@ -19,6 +19,52 @@ pub enum Target {
     Escalation(f64),
     /// Reach this share of large-only accuracy, escalating as few as possible.
     Quality(f64),
+}
+
+/// Features named on the command line: feature names, or the groups `draft`, `text`,
+/// `prefill`, `probe` (what each feature is computed from).
+pub fn parse_features(names: &[String]) -> anyhow::Result<Vec<Feature>> {
+    let mut out: Vec<Feature> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let group = match name {
+            "draft" => Some(FeatureSource::Draft),
+            "text" => Some(FeatureSource::Text),
+            "prefill" => Some(FeatureSource::Prefill),
+            "probe" => Some(FeatureSource::Probe),
+            _ => None,
+        };
+        let found: Vec<Feature> = match group {
+            Some(g) => FEATURES.into_iter().filter(|f| f.source() == g).collect(),
+            None => match Feature::parse(name) {
+                Some(f) => vec![f],
+                None => {
+                    let valid: Vec<&str> = FEATURES.iter().map(|f| f.as_str()).collect();
+                    bail!(
+                        "--features: expected a feature ({}) or a group (draft, text, prefill, probe), found {name:?}",
+                        valid.join(", ")
+                    )
+                }
+            },
+        };
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every feature asked for must be one the scoring method computes before deciding.
+pub fn check_features(method: ScoringMethod, only: &[Feature]) -> anyhow::Result<()> {
+    if let Some(f) = only.iter().find(|f| !method.provides(**f)) {
+        bail!(
+            "--features: scoring method {} does not compute {} before deciding",
+            method.as_str(),
+            f.as_str()
+        );
+    }
+    Ok(())
 }
 
 /// What calibration found.
@@ -37,6 +83,7 @@ pub struct Calibration {
 pub fn calibrate(
     rows: &[Row],
     method: ScoringMethod,
+    only: &[Feature],
     target: Target,
     large_right: Option<&[bool]>,
 ) -> anyhow::Result<Calibration> {
@@ -44,9 +91,13 @@ pub fn calibrate(
     if labels.iter().all(|l| *l) || labels.iter().all(|l| !*l) {
         bail!("the data has only right or only wrong local answers: nothing to separate");
     }
-    // Only the features the policy's method computes before it decides.
+    // Only the features the policy's method computes before it decides (and, when given,
+    // only those asked for).
+    check_features(method, only)?;
     let used: Vec<usize> = (0..FEATURES.len())
-        .filter(|&i| method.provides(FEATURES[i]))
+        .filter(|&i| {
+            method.provides(FEATURES[i]) && (only.is_empty() || only.contains(&FEATURES[i]))
+        })
         .collect();
     let xs: Vec<Vec<f64>> = rows
         .iter()
@@ -223,16 +274,16 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_fitted_policy_can_be_rewritten() {
+    fn the_shipped_policies_can_be_rewritten() {
         let src = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/smollm2-fitted.yaml"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml"),
         )
         .unwrap();
         let text = rewrite_policy(&src, &calib()).unwrap();
         let env = |_: &str| None;
         let p = sluice_policy::parse_policy(&text, Path::new("x.yaml"), &env).unwrap();
         assert_eq!(p.scoring.threshold, 0.3);
-        assert!(text.contains("# Weights fitted for SmolLM2"));
+        assert!(text.contains("# Weights and threshold calibrated for SmolLM2"));
     }
 
     #[test]
@@ -324,5 +375,34 @@ mod tests {
             "{names:?}"
         );
         assert!(!names.contains(&"mean_logprob") && !names.contains(&"probe_log_odds"));
+
+        // --features draft,text: no prefill features even where the method computes them.
+        let only = parse_features(&["draft".into(), "text".into()]).unwrap();
+        let c = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            &only,
+            Target::Escalation(0.5),
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = c.weights.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), 11, "{names:?}");
+        assert!(!names.contains(&"prompt_nll"));
+        let e = calibrate(
+            &rows,
+            ScoringMethod::PromptSurprise,
+            &only,
+            Target::Escalation(0.5),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("does not compute mean_logprob"), "{e}");
+        let e = parse_features(&["vibes".into()]).unwrap_err().to_string();
+        assert!(
+            e.contains("found \"vibes\"") && e.contains("prompt_nll"),
+            "{e}"
+        );
     }
 }

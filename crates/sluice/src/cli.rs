@@ -80,6 +80,10 @@ pub enum Command {
         /// escalates as little as reaches it. Needs the large model's answers.
         #[arg(long, value_parser = share)]
         target_quality: Option<f64>,
+        /// Fit only these features: names, or the groups draft, text, prefill, probe
+        /// (comma-separated); default: every feature the policy's scoring method computes.
+        #[arg(long, value_delimiter = ',')]
+        features: Vec<String>,
         /// Write the calibrated policy to this file.
         #[arg(long)]
         out: Option<PathBuf>,

@@ -87,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             large,
             target_escalation,
             target_quality,
+            features,
             out,
             write,
         } => {
@@ -95,7 +96,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, Some(q)) => crate::calibrate::Target::Quality(q),
                 _ => bail!("give one of --target-escalation or --target-quality"),
             };
-            crate::eval::run::calibrate(&run, &large, target, out.as_deref(), write)
+            let features = crate::calibrate::parse_features(&features)?;
+            crate::eval::run::calibrate(&run, &large, target, &features, out.as_deref(), write)
         }
     }
 }

@@ -375,7 +375,7 @@ fn shipped_default_policy_parses() {
     let src = std::fs::read_to_string(&path).unwrap();
     let policy = parse_policy(&src, &path, &no_env).unwrap();
     assert_eq!(policy.name, "default");
-    assert_eq!(policy.local.max_tokens, 256);
+    assert_eq!(policy.local.max_tokens, 64);
     assert_eq!(policy.tiers.len(), 1);
     let tier = &policy.tiers[0];
     assert_eq!(tier.name, "large");

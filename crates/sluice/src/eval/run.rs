@@ -154,15 +154,24 @@ pub fn calibrate(
     run: &DraftRun,
     large: &LargeArgs,
     target: Target,
+    features: &[sluice_policy::Feature],
     out: Option<&Path>,
     write_in_place: bool,
 ) -> anyhow::Result<ExitCode> {
     if matches!(target, Target::Quality(_)) && large.large.is_none() && large.save_large.is_none() {
         bail!("--target-quality needs the large model's answers: give --large FILE or --save-large FILE");
     }
+    let policy = sluice_policy::load_policy_file(&run.policy)?;
+    crate::calibrate::check_features(policy.scoring.method, features)?;
     let p = prepare(run, large, None)?;
     let large_right = p.large.as_ref().map(|(_, _, right)| right.as_slice());
-    let c = crate::calibrate::calibrate(&p.rows, p.policy.scoring.method, target, large_right)?;
+    let c = crate::calibrate::calibrate(
+        &p.rows,
+        p.policy.scoring.method,
+        features,
+        target,
+        large_right,
+    )?;
     eprintln!(
         "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
         p.rows.len(),

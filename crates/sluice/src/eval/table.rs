@@ -79,7 +79,7 @@ pub fn render(r: &Report) -> String {
     for rt in &routing.routers {
         let _ = write!(o, " {:>22}", rt.router);
     }
-    let _ = writeln!(o, " {:>12}", "cost");
+    let _ = writeln!(o, " {:>12}", "policy cost");
     let cell = |p: &Point| format!("{} ({})", pct(p.accuracy), opt(p.pgr, 2));
     for i in 0..routing.routers[0].table.len() {
         let p0 = routing.routers[0].table[i];

@@ -1,0 +1,65 @@
+//! Every policy shipped in `policies/` loads, and the example policies do what their comments
+//! say.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sluice_policy::{Message, PolicySet, Role, RuleAction};
+use sluice_router::{first_match, RuleInput};
+
+fn shipped() -> PolicySet {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    PolicySet::load(&dir).unwrap_or_else(|e| panic!("policies/ does not load: {e}"))
+}
+
+#[test]
+fn every_shipped_policy_validates() {
+    let set = shipped();
+    assert_eq!(
+        set.names(),
+        ["cost-saver", "default", "privacy-first", "quality-first"]
+    );
+    for name in set.names() {
+        let p = set.get(&name).unwrap();
+        assert!(!p.tiers.is_empty(), "{name} has no tier");
+        assert!(
+            !p.scoring.weights.terms.is_empty(),
+            "{name} ships without calibrated weights"
+        );
+    }
+}
+
+#[test]
+fn privacy_first_refuses_secrets_and_keeps_personal_data_local() {
+    let policy = shipped().get("privacy-first").unwrap();
+    let route = |text: &str| {
+        let messages = [Message::new(Role::User, text)];
+        let tags = BTreeMap::new();
+        let input = RuleInput {
+            tenant: "default",
+            tags: &tags,
+            messages: &messages,
+            prompt_tokens: None,
+        };
+        first_match(&policy.rules, &input).map(|m| m.rule.action.clone())
+    };
+    assert!(matches!(
+        route("my key is AKIAIOSFODNN7EXAMPLE, why is it refused?"),
+        Some(RuleAction::Reject(_))
+    ));
+    assert_eq!(
+        route("Write to jane.doe@example.com about the invoice"),
+        Some(RuleAction::Local)
+    );
+    assert_eq!(
+        route("Card 4111 1111 1111 1111 was declined"),
+        Some(RuleAction::Local)
+    );
+    assert_eq!(
+        route("What is the capital of France?"),
+        None,
+        "scored as usual"
+    );
+}
