@@ -157,15 +157,9 @@ impl Gateway {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;
             info.reason = Reason::Budget.as_str();
-            let answer: LocalAnswer = match draft {
-                Some(d) => d.into(),
-                None => {
-                    let t = Instant::now();
-                    let a = self.generate_local(&policy, input).await?;
-                    timings.local_ms = ms(t.elapsed());
-                    a
-                }
-            };
+            let answer = self
+                .draft_or_generate(&policy, input, draft, &mut timings)
+                .await?;
             let meta = self.local_meta(&policy, input, info, &answer, false, timings);
             return Ok((finish(answer.text, meta, started), Vec::new()));
         }
@@ -191,19 +185,31 @@ impl Gateway {
                 {
                     return Err(failure.into_error());
                 }
-                let answer: LocalAnswer = match draft {
-                    Some(d) => d.into(),
-                    None => {
-                        let t = Instant::now();
-                        let a = self.generate_local(&policy, input).await?;
-                        timings.local_ms = ms(t.elapsed());
-                        a
-                    }
-                };
+                let answer = self
+                    .draft_or_generate(&policy, input, draft, &mut timings)
+                    .await?;
                 let meta = self.local_meta(&policy, input, info, &answer, true, timings);
                 Ok((finish(answer.text, meta, started), Vec::new()))
             }
         }
+    }
+
+    /// The local answer when a request will not be escalated after all: the draft made for
+    /// scoring, else a fresh generation with the caller's parameters.
+    async fn draft_or_generate(
+        &self,
+        policy: &Policy,
+        input: &ChatInput,
+        draft: Option<Draft>,
+        timings: &mut Timings,
+    ) -> Result<LocalAnswer, GatewayError> {
+        if let Some(d) = draft {
+            return Ok(d.into());
+        }
+        let t = Instant::now();
+        let a = self.generate_local(policy, input).await?;
+        timings.local_ms = ms(t.elapsed());
+        Ok(a)
     }
 
     /// Where a request starts: a confident draft, a local generation the caller asked for, or
