@@ -92,11 +92,11 @@ pub fn mean_nll(
         return Ok(None);
     }
     let mut sum = 0.0;
-    for j in from..to {
+    for (j, &token) in tokens.iter().enumerate().take(to).skip(from) {
         let logits = row(j - 1)?;
         let stats = step_stats(&logits).ok_or_else(|| gen_err("logits are not finite"))?;
         let logit = logits
-            .get(tokens[j] as usize)
+            .get(token as usize)
             .copied()
             .ok_or_else(|| gen_err("a prompt token is outside the vocabulary"))?;
         sum += stats.log_norm - f64::from(logit);

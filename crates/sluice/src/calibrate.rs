@@ -319,6 +319,7 @@ mod tests {
         let c = calibrate(
             &rows,
             ScoringMethod::AnswerConfidence,
+            &[],
             Target::Escalation(0.75),
             None,
         )
@@ -329,6 +330,7 @@ mod tests {
         assert!(calibrate(
             &rows,
             ScoringMethod::AnswerConfidence,
+            &[],
             Target::Escalation(1.5),
             None
         )
@@ -340,6 +342,7 @@ mod tests {
         let full = calibrate(
             &rows,
             ScoringMethod::AnswerConfidence,
+            &[],
             Target::Quality(1.0),
             Some(&large),
         )
@@ -348,6 +351,7 @@ mod tests {
         let half = calibrate(
             &rows,
             ScoringMethod::AnswerConfidence,
+            &[],
             Target::Quality(0.5),
             Some(&large),
         )
@@ -356,6 +360,7 @@ mod tests {
         assert!(calibrate(
             &rows,
             ScoringMethod::AnswerConfidence,
+            &[],
             Target::Quality(0.9),
             None
         )
@@ -365,6 +370,7 @@ mod tests {
         let pre = calibrate(
             &rows,
             ScoringMethod::PromptSurprise,
+            &[],
             Target::Escalation(0.5),
             None,
         )
