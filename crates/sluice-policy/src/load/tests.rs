@@ -388,12 +388,23 @@ fn shipped_default_policy_parses() {
     assert_eq!(tier.read_timeout, Duration::from_secs(30));
     assert_eq!(tier.circuit_breaker, BreakerSettings::default());
     assert_eq!(tier.retry_budget, RetryBudgetSettings::default());
-    assert_eq!(policy.scoring.threshold, 0.5);
-    assert_eq!(policy.scoring.weights.bias, 3.0);
-    assert_eq!(
-        policy.scoring.weights.terms,
-        vec![(Feature::MeanLogprob, 2.5), (Feature::MinLogprob, 0.15)]
-    );
+    // Calibrated by `sluice calibrate --features draft,text`: a threshold strictly inside
+    // (0, 1), a weight for every draft and text feature, none for the prefill features
+    // (they would cost a prefill per request).
+    let threshold = policy.scoring.threshold;
+    assert!(threshold > 0.0 && threshold < 1.0, "{threshold}");
+    let weighted: Vec<Feature> = policy
+        .scoring
+        .weights
+        .terms
+        .iter()
+        .map(|(f, _)| *f)
+        .collect();
+    let draft_and_text: Vec<Feature> = Feature::ALL
+        .into_iter()
+        .filter(|f| matches!(f.source(), FeatureSource::Draft | FeatureSource::Text))
+        .collect();
+    assert_eq!(weighted, draft_and_text);
     assert_eq!(policy.on_upstream_failure, OnUpstreamFailure::Local);
     assert_eq!(policy.cache, CacheSettings::default());
     assert_eq!(policy.fingerprint, fingerprint(&src));
