@@ -7,11 +7,13 @@
 //! comes first (bump it when the encoding or the normalisation changes) and a domain tag keeps
 //! response keys and score keys apart.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 use sluice_policy::{GenParams, Message, Role};
 
 /// Bumped whenever the encoding or [`normalize_text`] changes, so old entries are never read.
-const VERSION_TAG: &[u8] = b"sluice-cache-v1";
+const VERSION_TAG: &[u8] = b"sluice-cache-v2";
 const RESPONSE_DOMAIN: &[u8] = b"response";
 const SCORE_DOMAIN: &[u8] = b"score";
 
@@ -51,6 +53,9 @@ pub struct ResponseKeyInput<'a> {
     pub hint: &'a str,
     pub messages: &'a [Message],
     pub params: &'a GenParams,
+    /// Request tags that can change the route (policy rules match on them); empty when none
+    /// can, so that tags which change nothing do not split the cache.
+    pub tags: &'a BTreeMap<String, String>,
 }
 
 /// What identifies a cached difficulty score of the local model.
@@ -82,6 +87,12 @@ pub fn response_key(k: &ResponseKeyInput<'_>) -> CacheKey {
     enc.len(k.params.stop.len());
     for stop in &k.params.stop {
         enc.bytes(stop.as_bytes());
+    }
+    // A BTreeMap iterates in key order: the same tags always encode the same way.
+    enc.len(k.tags.len());
+    for (name, value) in k.tags {
+        enc.bytes(name.as_bytes());
+        enc.bytes(value.as_bytes());
     }
     enc.finish()
 }

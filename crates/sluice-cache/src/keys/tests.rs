@@ -14,6 +14,7 @@ struct Req {
     hint: String,
     messages: Vec<Message>,
     params: GenParams,
+    tags: std::collections::BTreeMap<String, String>,
 }
 
 impl Req {
@@ -26,6 +27,7 @@ impl Req {
             hint: &self.hint,
             messages: &self.messages,
             params: &self.params,
+            tags: &self.tags,
         })
     }
 
@@ -66,6 +68,7 @@ fn equivalent(a: &Req, b: &Req) -> bool {
         && same_f32(a.params.temperature, b.params.temperature)
         && same_f32(a.params.top_p, b.params.top_p)
         && a.params.stop == b.params.stop
+        && a.tags == b.tags
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -111,9 +114,10 @@ fn req() -> impl Strategy<Value = Req> {
         ("[ab]{0,2}", "[ab]{0,2}", 0u64..3, "[ab]{0,2}", "[ab]{0,2}"),
         proptest::collection::vec(message(), 0..4),
         params(),
+        proptest::collection::btree_map("[ab]{1,2}", "[ab]{0,2}", 0..3),
     )
         .prop_map(
-            |((tenant, policy, fingerprint, model, hint), messages, params)| Req {
+            |((tenant, policy, fingerprint, model, hint), messages, params, tags)| Req {
                 tenant,
                 policy,
                 fingerprint,
@@ -121,6 +125,7 @@ fn req() -> impl Strategy<Value = Req> {
                 hint,
                 messages,
                 params,
+                tags,
             },
         )
 }
@@ -142,6 +147,7 @@ enum Mutation {
     Temperature(Option<f32>),
     TopP(Option<f32>),
     Stop(Vec<String>),
+    Tag(String, String),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -160,6 +166,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         opt_f32().prop_map(Mutation::Temperature),
         opt_f32().prop_map(Mutation::TopP),
         proptest::collection::vec("[ab ]{0,2}", 0..3).prop_map(Mutation::Stop),
+        ("[ab]{1,2}", "[ab]{0,2}").prop_map(|(k, v)| Mutation::Tag(k, v)),
     ]
 }
 
@@ -182,6 +189,9 @@ fn apply(mut r: Req, m: Mutation) -> Req {
         Mutation::Temperature(v) => r.params.temperature = v,
         Mutation::TopP(v) => r.params.top_p = v,
         Mutation::Stop(v) => r.params.stop = v,
+        Mutation::Tag(k, v) => {
+            r.tags.insert(k, v);
+        }
         _ => {}
     }
     r
@@ -211,6 +221,7 @@ proptest! {
             let mut b2 = b.clone();
             // Score keys ignore the hint and every param but the token budget.
             b2.hint.clone_from(&a.hint);
+            b2.tags.clone_from(&a.tags);
             b2.params = GenParams { max_tokens: b.params.max_tokens.or(Some(0)), ..a.params.clone() };
             let mut a2 = a.clone();
             a2.params.max_tokens = a.params.max_tokens.or(Some(0));
@@ -256,6 +267,7 @@ proptest! {
                 hint: all[c[2]..].to_owned(),
                 messages: vec![],
                 params: GenParams::default(),
+                tags: Default::default(),
             }
         };
         let (a, b) = (split(&cuts), split(&other));
@@ -287,7 +299,23 @@ fn base() -> Req {
         hint: "auto".into(),
         messages: vec![Message::new(Role::User, "hi")],
         params: GenParams::default(),
+        tags: Default::default(),
     }
+}
+
+#[test]
+fn tags_are_part_of_the_key_and_their_boundaries_are_kept() {
+    let plain = base();
+    let mut tagged = base();
+    tagged.tags.insert("team".into(), "ml".into());
+    assert_ne!(plain.key(), tagged.key());
+    let mut other = base();
+    other.tags.insert("team".into(), "ops".into());
+    assert_ne!(tagged.key(), other.key());
+    // "te" = "amml" is not "team" = "ml"
+    let mut shifted = base();
+    shifted.tags.insert("te".into(), "amml".into());
+    assert_ne!(tagged.key(), shifted.key());
 }
 
 #[test]
@@ -355,13 +383,14 @@ fn hex_is_lowercase_and_64_digits() {
 }
 
 /// If this fails the encoding changed: bump `VERSION_TAG`, then update the expected value.
-/// Checked independently: SHA-256 over lp("sluice-cache-v1") lp("response") lp("acme")
-/// lp("default") u64(7) lp("qwen") lp("auto") u64(1) 0x02 lp("hi") 0x00 0x00 0x00 u64(0),
-/// where lp(s) is s's length as a little-endian u64 followed by s.
+/// Checked independently: SHA-256 over lp("sluice-cache-v2") lp("response") lp("acme")
+/// lp("default") u64(7) lp("qwen") lp("auto") u64(1) 0x02 lp("hi") 0x00 0x00 0x00 u64(0)
+/// u64(0) (no stop sequences, no tags), where lp(s) is s's length as a little-endian u64
+/// followed by s.
 #[test]
 fn the_encoding_is_stable() {
     assert_eq!(
         base().key().hex(),
-        "c2cddd19e988486a47bd2a457f9cc1ba504cb1f7ee8f3528ed8ecafcc47771ee"
+        "d6c886265509c52a3cb333d25ea01b824906a6a5cf6086011562889206e58720"
     );
 }

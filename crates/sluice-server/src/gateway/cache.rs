@@ -2,6 +2,7 @@
 //! answer never crosses tenants; only deterministic requests are answered from the cache
 //! unless the policy says `cache: { mode: always }`.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,6 +163,13 @@ impl Caches {
             RouteHint::Local => "local",
             RouteHint::Remote => "remote",
         };
+        // Tags matter only when a rule of the policy matches on them.
+        let no_tags = BTreeMap::new();
+        let tags = if policy.rules.iter().any(|r| !r.when.tags.is_empty()) {
+            &input.tags
+        } else {
+            &no_tags
+        };
         response_key(&ResponseKeyInput {
             tenant: &input.tenant,
             policy: &policy.name,
@@ -170,6 +178,7 @@ impl Caches {
             hint,
             messages: &input.messages,
             params: &input.params,
+            tags,
         })
     }
 

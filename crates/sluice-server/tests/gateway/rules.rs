@@ -144,3 +144,28 @@ async fn tenant_threshold_overrides_the_policy_threshold() {
     assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Remote);
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_cached_answer_is_not_served_across_tags_a_rule_tells_apart() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
+        + "rules:\n  - name: ml\n    when: { tags: { team: \"ml-*\" } }\n    action: local\n\
+           cache: { mode: always }\n";
+    let h = Harness::single(yaml, FakeLocal::new("a local answer", UNSURE)).await;
+    let tagged = |team: Option<&str>| {
+        let mut r = ask("Summarise the meeting", pb::RouteHint::Auto, "");
+        if let Some(t) = team {
+            r.tags.insert("team".into(), t.into());
+        }
+        r
+    };
+    let first = h.chat(tagged(Some("ml-infra"))).await;
+    assert_eq!(first.route.unwrap().kind(), pb::RouteKind::Local);
+    // Same messages, no tag: the rule does not match, the unsure draft escalates.
+    let second = h.chat(tagged(None)).await;
+    assert_eq!(second.route.unwrap().kind(), pb::RouteKind::Remote);
+    // The tagged request again: a cache hit of its own.
+    let third = h.chat(tagged(Some("ml-infra"))).await;
+    assert_eq!(third.route.unwrap().kind(), pb::RouteKind::Cache);
+    assert_eq!(mock.requests().len(), 1);
+}
