@@ -214,7 +214,7 @@ async fn eval_reports_routing_and_repeats_exactly_and_calibrate_writes_a_valid_p
         &short,
     ]);
     assert!(
-        e.contains("no answer for 12 of the 12 items (first: s-01"),
+        e.contains("nothing for 12 of the 12 items (first: s-01"),
         "{e}"
     );
     let e = failure(&[

@@ -373,6 +373,19 @@ pub struct Weights {
     pub terms: Vec<(Feature, f64)>,
 }
 
+impl Weights {
+    /// Whether a feature from `source` has a weight.
+    pub fn uses(&self, source: FeatureSource) -> bool {
+        self.terms.iter().any(|(f, _)| f.source() == source)
+    }
+
+    /// Whether scoring takes a prefill of the local model beyond the draft (the prompt's
+    /// likelihood or the probe).
+    pub fn uses_prefill(&self) -> bool {
+        self.uses(FeatureSource::Prefill) || self.uses(FeatureSource::Probe)
+    }
+}
+
 /// Which requests a policy's response cache answers and stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {

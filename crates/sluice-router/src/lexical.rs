@@ -46,11 +46,18 @@ fn fences(text: &str) -> usize {
         .count()
 }
 
-/// The features of a drafted request: the draft's and the request text's, in `Feature::ALL`
-/// order (the prefill features come from `prefill_features`).
-pub fn request_features(messages: &[Message], draft: &crate::Draft) -> FeatureValues {
-    let mut all = crate::draft_features(draft).0;
+/// Every feature of a request, in `Feature::ALL` order: the request text's, the draft's when
+/// the scoring method made one, and the prefill features computed by `prefill_features`.
+pub fn request_features(
+    messages: &[Message],
+    draft: Option<&crate::Draft>,
+    prefill: FeatureValues,
+) -> FeatureValues {
+    let mut all = draft
+        .map(|d| crate::draft_features(d).0)
+        .unwrap_or_default();
     all.extend(lexical_features(messages).0);
+    all.extend(prefill.0);
     all.sort_by_key(|(f, _)| Feature::ALL.iter().position(|g| g == f));
     FeatureValues(all)
 }
@@ -112,7 +119,7 @@ mod tests {
                 entropy: 0.1,
             }],
         };
-        let f = request_features(&[user("2+2?")], &draft);
+        let f = request_features(&[user("2+2?")], Some(&draft), FeatureValues::default());
         let names: Vec<Feature> = f.0.iter().map(|(k, _)| *k).collect();
         let draft_and_text: Vec<Feature> = Feature::ALL
             .into_iter()

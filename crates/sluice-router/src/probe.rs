@@ -49,13 +49,12 @@ pub async fn prefill_features(
     messages: &[Message],
     weights: &Weights,
 ) -> Result<FeatureValues, LocalError> {
-    let uses = |src: FeatureSource| weights.terms.iter().any(|(f, _)| f.source() == src);
     let mut out = Vec::new();
-    if uses(FeatureSource::Prefill) {
+    if weights.uses(FeatureSource::Prefill) {
         let stats = model.prompt_stats(messages).await?;
         out.push((Feature::PromptNll, stats.mean_nll));
     }
-    if uses(FeatureSource::Probe) {
+    if weights.uses(FeatureSource::Probe) {
         let lps = model
             .label_logprobs(&probe_messages(messages), &PROBE_LABELS)
             .await?;

@@ -3,6 +3,7 @@
 //! against the large model's answers.
 
 pub mod data;
+pub mod jsonl;
 pub mod large;
 pub mod progress;
 pub mod report;
@@ -10,7 +11,6 @@ pub mod run;
 pub mod table;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -78,13 +78,7 @@ pub async fn collect(
     out: Option<&Path>,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows: Vec<Row> = Vec::with_capacity(items.len());
-    let mut out = out
-        .map(|p| {
-            std::fs::File::create(p)
-                .map(std::io::BufWriter::new)
-                .with_context(|| format!("cannot write {}", p.display()))
-        })
-        .transpose()?;
+    let mut out = jsonl::Writer::create(out)?;
     let mut progress = Progress::new("local", items.len());
     for item in items {
         let messages = vec![Message::new(Role::User, &item.prompt)];
@@ -98,11 +92,10 @@ pub async fn collect(
             })
             .await
             .with_context(|| format!("item {}", item.id))?;
-        let mut features = request_features(&messages, &draft);
         let prefill = all_prefill_features(model, &messages)
             .await
             .with_context(|| format!("item {}", item.id))?;
-        features.0.extend(prefill.0);
+        let features = request_features(&messages, Some(&draft), prefill);
         let row = Row {
             id: item.id.clone(),
             task: item.task.clone(),
@@ -116,8 +109,7 @@ pub async fn collect(
             draft: draft.text,
         };
         if let Some(w) = out.as_mut() {
-            writeln!(w, "{}", serde_json::to_string(&row)?)?;
-            w.flush()?;
+            w.write(&row)?;
         }
         rows.push(row);
         progress.step();
@@ -130,45 +122,25 @@ pub async fn collect(
 /// the confidence recomputed under `policy`. Rows missing a feature (written before it
 /// existed) or an item are errors: drafting again is the fix.
 pub fn read_rows(path: &Path, items: &[Item], policy: &Policy) -> anyhow::Result<Vec<Row>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut by_id: BTreeMap<String, Row> = BTreeMap::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut row: Row = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} line {}: expected a row written by `sluice eval --out`",
-                path.display(),
-                i + 1
-            )
-        })?;
+    let mut by_id = std::collections::HashMap::new();
+    for (line, mut row) in jsonl::read::<Row>(path, "a row written by `sluice eval --out`")? {
         if let Some(f) = FEATURES
             .iter()
             .find(|f| !row.features.contains_key(f.as_str()))
         {
             bail!(
-                "{} line {}: feature {} is missing (written by an older sluice); run eval again with --out",
+                "{} line {line}: feature {} is missing (written by an older sluice); run eval again with --out",
                 path.display(),
-                i + 1,
                 f.as_str()
             );
         }
         row.confidence = confidence(&policy.scoring.weights, &row.feature_values());
         by_id.insert(row.id.clone(), row);
     }
-    items
-        .iter()
-        .map(|it| {
-            by_id.remove(&it.id).with_context(|| {
-                format!(
-                    "{} has no row for item {}; run eval again with --out",
-                    path.display(),
-                    it.id
-                )
-            })
-        })
-        .collect()
+    jsonl::for_items(
+        by_id,
+        items,
+        path,
+        "draft them again with `sluice eval --out FILE`",
+    )
 }

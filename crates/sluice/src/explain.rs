@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use sluice_policy::{Message, Policy, Role, RuleAction};
 use sluice_router::{
-    confidence, decide, explain_rules, lexical_features, prefill_features, request_features,
-    LocalModel, LocalRequest, RuleInput,
+    confidence, decide, explain_rules, prefill_features, request_features, LocalModel,
+    LocalRequest, RuleInput,
 };
 use sluice_slm::SlmModel;
 
@@ -132,7 +132,7 @@ async fn score(
     let mut out = String::new();
     let method = policy.scoring.method;
     let prefill = prefill_features(model, messages, &policy.scoring.weights).await?;
-    let mut features = if method.drafts() {
+    let draft = if method.drafts() {
         let draft = model
             .draft(LocalRequest {
                 messages: messages.to_vec(),
@@ -144,11 +144,11 @@ async fn score(
             .await
             .context("drafting")?;
         let _ = writeln!(out, "draft: {:?}", draft.text);
-        request_features(messages, &draft)
+        Some(draft)
     } else {
-        lexical_features(messages)
+        None
     };
-    features.0.extend(prefill.0);
+    let features = request_features(messages, draft.as_ref(), prefill);
     let _ = writeln!(out, "scoring: {}", method.as_str());
     let weight = |f| {
         policy

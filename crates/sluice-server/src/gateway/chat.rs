@@ -6,8 +6,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy, RuleAction};
 use sluice_router::{
-    confidence, decide, first_match, lexical_features, prefill_features, request_features,
-    Decision, Draft, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
+    confidence, decide, first_match, prefill_features, request_features, Decision, Draft,
+    FeatureValues, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
 };
 
 use super::cache::{CachedAnswer, Caches, Probe};
@@ -228,24 +228,16 @@ impl Gateway {
             info.rule.clone_from(&rule_name);
             info
         };
-        if let Some((name, action)) = rule {
-            match action {
-                RuleAction::Local => {
-                    return Ok(Start::HintLocal(with_rule(unscored(policy, Reason::Rule))))
-                }
-                RuleAction::Tier(tier) => {
-                    let info = with_rule(unscored(policy, Reason::Rule));
-                    return Ok(Start::Escalate(info, None, Some(tier)));
-                }
-                RuleAction::Reject(message) => {
-                    return Err(GatewayError::Rejected {
-                        policy: policy.name.clone(),
-                        rule: name,
-                        message,
-                    })
-                }
-                RuleAction::Score => {}
+        match rule.map(|(_, action)| action) {
+            Some(RuleAction::Local) => {
+                return Ok(Start::HintLocal(with_rule(unscored(policy, Reason::Rule))))
             }
+            Some(RuleAction::Tier(tier)) => {
+                let info = with_rule(unscored(policy, Reason::Rule));
+                return Ok(Start::Escalate(info, None, Some(tier)));
+            }
+            // `matching_rule` turns a reject into the error
+            Some(RuleAction::Reject(_) | RuleAction::Score) | None => {}
         }
         Ok(match input.hint {
             RouteHint::Local => Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal))),
@@ -271,7 +263,8 @@ impl Gateway {
         })
     }
 
-    /// The first rule of the policy that matches the request: its name and action.
+    /// The first rule of the policy that matches the request: its name and action; a
+    /// `reject` rule is the `PERMISSION_DENIED` error naming it.
     pub(super) async fn matching_rule(
         &self,
         policy: &Policy,
@@ -297,7 +290,14 @@ impl Gateway {
             self.metrics().rule_match(&policy.name, &m.rule.name);
             tracing::debug!(policy = %policy.name, rule = %m.rule.name, reasons = ?m.reasons, "rule matched");
         }
-        Ok(matched.map(|m| (m.rule.name.clone(), m.rule.action.clone())))
+        match matched.map(|m| (m.rule.name.clone(), m.rule.action.clone())) {
+            Some((rule, RuleAction::Reject(message))) => Err(GatewayError::Rejected {
+                policy: policy.name.clone(),
+                rule,
+                message,
+            }),
+            other => Ok(other),
+        }
     }
 
     /// Dry run: what `Chat` would do, calling no tier.
@@ -329,18 +329,11 @@ impl Gateway {
         let rule_name = rule.as_ref().map(|(name, _)| name.clone());
         if let Some((name, action)) = rule {
             let mut info = unscored(&policy, Reason::Rule);
-            info.rule = Some(name.clone());
+            info.rule = Some(name);
             let route = match action {
                 RuleAction::Local => Some(local()?),
                 RuleAction::Tier(t) => policy.tiers.iter().find(|x| x.name == t).map(remote),
-                RuleAction::Reject(message) => {
-                    return Err(GatewayError::Rejected {
-                        policy: policy.name.clone(),
-                        rule: name,
-                        message,
-                    })
-                }
-                RuleAction::Score => None,
+                RuleAction::Reject(_) | RuleAction::Score => None,
             };
             if let Some(route) = route {
                 return Ok(ScoreOutput {
@@ -407,18 +400,18 @@ impl Gateway {
         let local = self.local()?;
         let t = Instant::now();
         let weights = &policy.scoring.weights;
-        let prefill = {
+        let prefill = if weights.uses_prefill() {
             let _g = self.metrics().slm_guard();
             prefill_features(local.as_ref(), &input.messages, weights).await?
-        };
-        let (draft, mut features) = if policy.scoring.method.drafts() {
-            let d = self.draft(policy, input).await?;
-            let f = request_features(&input.messages, &d);
-            (Some(d), f)
         } else {
-            (None, lexical_features(&input.messages))
+            FeatureValues::default()
         };
-        features.0.extend(prefill.0);
+        let draft = if policy.scoring.method.drafts() {
+            Some(self.draft(policy, input).await?)
+        } else {
+            None
+        };
+        let features = request_features(&input.messages, draft.as_ref(), prefill);
         let c = confidence(&policy.scoring.weights, &features);
         let decision = decide(policy, &input.tenant, c);
         let info = DecisionInfo {

@@ -1,9 +1,8 @@
 //! Labelled prompts (the routing-dev JSONL format) and their grading.
 
-use std::io::BufRead;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::Deserialize;
 use sluice_router::eval::{grade, GradeKind};
 
@@ -35,22 +34,11 @@ impl Item {
 /// The first `limit` items of a JSONL file (all without a limit), checked: known grading rule,
 /// choices for `choice` items, unique ids.
 pub fn read_items(path: &Path, limit: Option<usize>) -> anyhow::Result<Vec<Item>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut items: Vec<Item> = Vec::new();
     let mut ids = std::collections::HashSet::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let at = || format!("{} line {}", path.display(), i + 1);
-        let line = line.with_context(|| format!("{}: cannot read", at()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let item: Item = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}: expected a labelled item {{id, task, prompt, answers, grade, choices?}}",
-                at()
-            )
-        })?;
+    let what = "a labelled item {id, task, prompt, answers, grade, choices?}";
+    for (line, item) in super::jsonl::read::<Item>(path, what)? {
+        let at = || format!("{} line {line}", path.display());
         match item.grade.as_str() {
             "contains" => {}
             "choice" if !item.choices.is_empty() => {}

@@ -2,15 +2,15 @@
 //! file an earlier run saved, so an evaluation repeats exactly without calling anything.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_policy::{GenParams, Message, Role, Tier};
 use sluice_upstream::{UpstreamClient, UpstreamRequest};
 
 use super::data::Item;
+use super::jsonl;
 use super::progress::Progress;
 
 /// One saved answer (a JSON line of the `--save-large` file).
@@ -42,13 +42,7 @@ pub async fn ask_tier(
     save: Option<&Path>,
 ) -> anyhow::Result<Vec<LargeAnswer>> {
     let client = UpstreamClient::new().context("cannot build the HTTP client")?;
-    let mut out = save
-        .map(|p| {
-            std::fs::File::create(p)
-                .map(std::io::BufWriter::new)
-                .with_context(|| format!("cannot write {}", p.display()))
-        })
-        .transpose()?;
+    let mut out = jsonl::Writer::create(save)?;
     let mut answers = Vec::with_capacity(items.len());
     let mut progress = Progress::new(&format!("large ({})", tier.name), items.len());
     for item in items {
@@ -70,8 +64,7 @@ pub async fn ask_tier(
             completion_tokens: c.usage.completion_tokens,
         };
         if let Some(w) = out.as_mut() {
-            writeln!(w, "{}", serde_json::to_string(&answer)?)?;
-            w.flush()?;
+            w.write(&answer)?;
         }
         answers.push(answer);
         progress.step();
@@ -83,38 +76,17 @@ pub async fn ask_tier(
 /// Saved answers for exactly these items, in their order; an item without an answer is an
 /// error naming it (answers for other items are ignored, so one file serves any `--limit`).
 pub fn read_answers(path: &Path, items: &[Item]) -> anyhow::Result<Vec<LargeAnswer>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut by_id: HashMap<String, LargeAnswer> = HashMap::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let a: LargeAnswer = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} line {}: expected a saved answer {{id, model, text, prompt_tokens, completion_tokens}}",
-                path.display(),
-                i + 1
-            )
-        })?;
-        by_id.insert(a.id.clone(), a);
-    }
-    let missing: Vec<&str> = items
-        .iter()
-        .filter(|it| !by_id.contains_key(&it.id))
-        .map(|it| it.id.as_str())
+    let what = "a saved answer {id, model, text, prompt_tokens, completion_tokens}";
+    let by_id: HashMap<String, LargeAnswer> = jsonl::read::<LargeAnswer>(path, what)?
+        .into_iter()
+        .map(|(_, a)| (a.id.clone(), a))
         .collect();
-    if !missing.is_empty() {
-        bail!(
-            "{} has no answer for {} of the {} items (first: {}); save them again with --large-tier NAME --save-large FILE",
-            path.display(),
-            missing.len(),
-            items.len(),
-            missing[..missing.len().min(3)].join(", ")
-        );
-    }
-    Ok(items.iter().filter_map(|it| by_id.remove(&it.id)).collect())
+    jsonl::for_items(
+        by_id,
+        items,
+        path,
+        "ask the tier again with --save-large FILE",
+    )
 }
 
 #[cfg(test)]
@@ -145,7 +117,7 @@ mod tests {
         let e = read_answers(f.path(), &[item("a"), item("c")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("1 of the 2 items (first: c)"), "{e}");
+        assert!(e.contains("nothing for 1 of the 2 items (first: c)"), "{e}");
         let bad = file("{\"id\":\"a\",\"text\":\"1\"}\n");
         let e = format!("{:#}", read_answers(bad.path(), &[item("a")]).unwrap_err());
         assert!(
