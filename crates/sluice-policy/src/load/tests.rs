@@ -3,6 +3,7 @@
 mod budget;
 mod cache;
 mod rules;
+mod thresholds;
 mod tier;
 
 use std::path::Path;
