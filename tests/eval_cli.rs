@@ -46,6 +46,13 @@ fn policy(dir: &Path, base_url: &str) -> PathBuf {
     p
 }
 
+/// `VERB --data SAMPLE --policy POLICY` and the rest.
+fn argv<'a>(verb: &'a str, policy: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![verb, "--data", SAMPLE, "--policy", policy];
+    v.extend_from_slice(rest);
+    v
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -68,15 +75,7 @@ async fn eval_reports_routing_and_repeats_exactly_and_calibrate_writes_a_valid_p
     let (r1, r2, r3) = (path("r1.json"), path("r2.json"), path("r3.json"));
     let (p1, p2) = (path("p1.svg"), path("p2.svg"));
     let (calibrated, short) = (path("calibrated.yaml"), path("short.jsonl"));
-    let base = [
-        "eval",
-        "--data",
-        SAMPLE,
-        "--policy",
-        s(&policy),
-        "--max-tokens",
-        "12",
-    ];
+    let base = argv("eval", s(&policy), &["--max-tokens", "12"]);
 
     let mut first = base.to_vec();
     first.extend([
@@ -138,96 +137,61 @@ async fn eval_reports_routing_and_repeats_exactly_and_calibrate_writes_a_valid_p
     assert!(svg == read(&p2), "plots differ");
 
     // Saved drafts and answers: the same report without running the model.
-    let third = [
+    let third = argv(
         "eval",
-        "--data",
-        SAMPLE,
-        "--policy",
         s(&policy),
-        "--rows",
-        &rows,
-        "--large",
-        &large,
-        "--report",
-        &r3,
-    ];
+        &["--rows", &rows, "--large", &large, "--report", &r3],
+    );
     ok(&third);
     assert!(read(&r1) == read(&r3), "reports differ: {r1} {r3}");
 
     // Calibrate for a quality target and check the written policy validates and differs.
-    let calibrate = [
+    let calibrate = argv(
         "calibrate",
-        "--data",
-        SAMPLE,
-        "--policy",
         s(&policy),
-        "--rows",
-        &rows,
-        "--large",
-        &large,
-        "--target-quality",
-        "0.9",
-        "--out",
-        &calibrated,
-    ];
+        &[
+            "--rows",
+            &rows,
+            "--large",
+            &large,
+            "--target-quality",
+            "0.9",
+            "--out",
+            &calibrated,
+        ],
+    );
     ok(&calibrate);
     let text = std::fs::read_to_string(&calibrated).unwrap();
     assert!(text.contains("# set by sluice calibrate"), "{text}");
     ok(&["policy", "check", &calibrated]);
 
     // Mistakes are named before any work.
-    let e = failure(&[
-        "eval",
-        "--data",
-        SAMPLE,
-        "--policy",
-        s(&policy),
-        "--plot",
-        "x.svg",
-    ]);
+    let e = failure(&argv("eval", s(&policy), &["--plot", "x.svg"]));
     assert!(e.contains("--plot needs the large model's answers"), "{e}");
-    let e = failure(&[
+    let e = failure(&argv(
         "eval",
-        "--data",
-        SAMPLE,
-        "--policy",
         s(&policy),
-        "--save-large",
-        "x",
-        "--large-tier",
-        "huge",
-    ]);
+        &["--save-large", "x", "--large-tier", "huge"],
+    ));
     assert!(
         e.contains("no tier \"huge\"") && e.contains("its tiers: large"),
         "{e}"
     );
     std::fs::write(&short, "").unwrap();
-    let e = failure(&[
+    let e = failure(&argv(
         "eval",
-        "--data",
-        SAMPLE,
-        "--policy",
         s(&policy),
-        "--rows",
-        &rows,
-        "--large",
-        &short,
-    ]);
+        &["--rows", &rows, "--large", &short],
+    ));
     assert!(
         e.contains("nothing for 12 of the 12 items (first: s-01"),
         "{e}"
     );
-    let e = failure(&[
+    let e = failure(&argv(
         "calibrate",
-        "--data",
-        SAMPLE,
-        "--policy",
         s(&policy),
-        "--rows",
-        &rows,
-        "--target-quality",
-        "0.9",
-    ]);
+        &["--rows", &rows, "--target-quality", "0.9"],
+    ));
     assert!(
         e.contains("--target-quality needs the large model's answers"),
         "{e}"
