@@ -14,7 +14,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn model_path() -> PathBuf {
-    let p = repo().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let p = repo().join("models/SmolLM2-135M-Instruct.Q8_0.gguf");
     assert!(
         p.is_file(),
         "{} is missing: run scripts/fetch-model (scripts/test does it for you)",

@@ -31,7 +31,7 @@ pub enum SlmError {
 
 /// A GGUF model loaded in-process on the CPU.
 pub struct SlmModel {
-    model: Arc<Model>,
+    pub(crate) model: Arc<Model>,
     id: String,
 }
 

@@ -156,6 +156,14 @@ pub(crate) async fn label_logprobs(
 
 /// Templated prompt length, from the tokenizer alone.
 pub(crate) async fn count_tokens(model: &Model, messages: &[Message]) -> Result<u32, LocalError> {
+    Ok(prompt_ids(model, messages).await?.len() as u32)
+}
+
+/// The templated prompt's token ids (chat template and generation prompt included).
+pub(crate) async fn prompt_ids(
+    model: &Model,
+    messages: &[Message],
+) -> Result<Vec<u32>, LocalError> {
     use mistralrs::{TextMessageRole, TextMessages};
     let mut m = TextMessages::new();
     for msg in messages {
@@ -166,11 +174,10 @@ pub(crate) async fn count_tokens(model: &Model, messages: &[Message]) -> Result<
         };
         m = m.add_message(role, &msg.content);
     }
-    let ids = model
+    model
         .tokenize(Either::Left(m), None, true, true, None)
         .await
-        .map_err(gen_err)?;
-    Ok(ids.len() as u32)
+        .map_err(gen_err)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use sluice_slm::{SlmError, SlmModel};
 
 fn model_path() -> PathBuf {
     let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q8_0.gguf");
     assert!(
         p.is_file(),
         "{} is missing: run scripts/fetch-model",
@@ -35,7 +35,7 @@ fn ask(prompt: &str, max_tokens: u32) -> LocalRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drafts_carry_real_log_probabilities() {
     let model = SlmModel::load(&model_path()).await.unwrap();
-    assert_eq!(model.model_id(), "smollm2-135m-instruct.q4_1");
+    assert_eq!(model.model_id(), "smollm2-135m-instruct.q8_0");
 
     let d = model
         .draft(ask("What is the capital of France?", 32))

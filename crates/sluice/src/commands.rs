@@ -13,7 +13,7 @@ use sluice_server::serve::{LocalLoader, ServeConfig};
 use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
 
-use crate::cli::{Cli, Command, PolicyCommand};
+use crate::cli::{BenchCommand, Cli, Command, ModelCommand, PolicyCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -44,6 +44,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Schema,
         } => policy_schema(),
+        Command::Model {
+            command:
+                ModelCommand::Prepare {
+                    input,
+                    output,
+                    quant,
+                },
+        } => model_prepare(&input, &output, &quant),
+        Command::Bench {
+            command: BenchCommand::Local(args),
+        } => crate::bench::run(&args),
         Command::Explain {
             policy,
             prompt,
@@ -213,4 +224,34 @@ fn policy_schema() -> anyhow::Result<ExitCode> {
 
 fn check_one(path: &Path) -> Result<Vec<String>, sluice_policy::PolicyError> {
     PolicySet::load(path).map(|s| s.names())
+}
+
+fn model_prepare(input: &Path, output: &Path, quant: &str) -> anyhow::Result<ExitCode> {
+    let target = sluice_slm::Target::parse(quant)?;
+    if input == output {
+        bail!(
+            "--in and --out are the same file ({}); write the prepared model elsewhere",
+            input.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let done = sluice_slm::prepare(input, output, target)?;
+    let converted: Vec<String> = done
+        .converted
+        .iter()
+        .map(|(from, n)| format!("{n} {from}"))
+        .collect();
+    eprintln!(
+        "prepared {} from {} in {:.1} s: converted {} tensors to {quant}, copied {}",
+        output.display(),
+        input.display(),
+        started.elapsed().as_secs_f64(),
+        if converted.is_empty() {
+            "no".to_owned()
+        } else {
+            converted.join(", ")
+        },
+        done.kept,
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,7 @@
-//! The `sluice` command line: `serve`, `policy check|schema`, `eval`, `calibrate` and `explain`.
+//! The `sluice` command line: `serve`, `policy check|schema`, `eval`, `calibrate`, `explain`,
+//! `model prepare` and `bench local`.
 
+mod bench;
 mod calibrate;
 mod cli;
 mod commands;
