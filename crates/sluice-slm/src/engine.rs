@@ -7,8 +7,7 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use mistralrs::{
-    ChatCompletionChunkResponse, GgufModelBuilder, Model, RequestBuilder, Response, StopTokens,
-    TextMessageRole, TokenSource,
+    ChatCompletionChunkResponse, Model, RequestBuilder, Response, StopTokens, TextMessageRole,
 };
 use sluice_policy::{Message, Role};
 use sluice_router::{
@@ -58,18 +57,11 @@ impl SlmModel {
             _ => PathBuf::from("."),
         };
         let dir = dir.to_str().ok_or_else(bad)?.to_string();
-        let model = GgufModelBuilder::new(dir, vec![file.to_string()])
-            .with_token_source(TokenSource::None)
-            .with_force_cpu()
-            // The prefix cache would answer a raw-logits prefill (prompt_nll, the probe) from
-            // an earlier request's prefix and return logits only for the rest, so features
-            // would depend on what ran before. Off: every prompt is prefilled whole.
-            .with_prefix_cache_n(None)
-            .build()
+        let model = crate::load::build(dir, file.to_string())
             .await
-            .map_err(|e| SlmError::Load {
+            .map_err(|message| SlmError::Load {
                 path: path.to_path_buf(),
-                message: format!("{e:#}"),
+                message,
             })?;
         let id = file
             .strip_suffix(".gguf")

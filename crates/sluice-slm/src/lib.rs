@@ -3,6 +3,7 @@
 //! this build's CPU kernels.
 
 mod engine;
+mod load;
 mod prepare;
 mod prompt;
 mod stats;

@@ -1,0 +1,67 @@
+//! Building the mistral.rs engine for a GGUF file, as `GgufModelBuilder::build` does but with
+//! the activation dtype chosen by us: the builder always asks for `ModelDType::Auto`, which on
+//! a CPU picks BF16 (the first type a test matmul succeeds with), and BF16 activations on a
+//! CPU without native BF16 arithmetic convert every element of every operation.
+
+use mistralrs::core::{
+    AddModelConfig, AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, EngineConfig,
+    GGUFLoaderBuilder, GGUFSpecificConfig, ModelDType, SchedulerConfig, TokenSource,
+};
+use mistralrs::model_builder_trait::build_model_from_pipeline;
+use mistralrs::{Device, Model};
+
+/// Sequences the scheduler runs at once (the builder's default).
+const MAX_NUM_SEQS: usize = 32;
+
+/// The activation dtype; `SLUICE_SLM_DTYPE` (f32, bf16, f16, auto) overrides the default f32.
+fn dtype() -> Result<ModelDType, String> {
+    match std::env::var("SLUICE_SLM_DTYPE").ok().as_deref() {
+        None | Some("f32") => Ok(ModelDType::F32),
+        Some("bf16") => Ok(ModelDType::BF16),
+        Some("f16") => Ok(ModelDType::F16),
+        Some("auto") => Ok(ModelDType::Auto),
+        Some(other) => Err(format!(
+            "SLUICE_SLM_DTYPE={other:?}: expected one of f32, bf16, f16, auto"
+        )),
+    }
+}
+
+/// Load `dir/file` on the CPU, never touching the network.
+pub(crate) async fn build(dir: String, file: String) -> Result<Model, String> {
+    let loader = GGUFLoaderBuilder::new(
+        None,
+        None,
+        dir,
+        vec![file],
+        GGUFSpecificConfig { topology: None },
+        false,
+        None,
+    )
+    .build();
+    let pipeline = loader
+        .load_model_from_hf(
+            None,
+            TokenSource::None,
+            &dtype()?,
+            &Device::Cpu,
+            true,
+            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            None,
+            None,
+        )
+        .map_err(|e| format!("{e:#}"))?;
+    let scheduler = SchedulerConfig::DefaultScheduler {
+        method: DefaultSchedulerMethod::Fixed(
+            MAX_NUM_SEQS.try_into().map_err(|_| "bad max_num_seqs")?,
+        ),
+    };
+    let engine = EngineConfig {
+        // The prefix cache would answer a raw-logits prefill (prompt_nll, the probe) from an
+        // earlier request's prefix and return logits only for the rest, so features would
+        // depend on what ran before. Off: every prompt is prefilled whole.
+        no_prefix_cache: true,
+        throughput_logging_enabled: false,
+        ..EngineConfig::default()
+    };
+    Ok(build_model_from_pipeline(pipeline, scheduler, AddModelConfig::new(engine)).await)
+}
