@@ -1,0 +1,71 @@
+//! The quantized CPU matmul, which this workspace carries a patched copy of (candle-core,
+//! third_party/README.md): several rows at once must give exactly what each row gives alone,
+//! and what the dequantized weights give in f32 up to the activations' 8-bit quantization.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn check(dtype: GgmlDType, rows: usize, k: usize, n: usize) {
+    let w = Tensor::from_vec(values(n * k, 3), (n, k), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, dtype).unwrap();
+    let wd = q.dequantize(&Device::Cpu).unwrap();
+    let mm = QMatMul::from_qtensor(q).unwrap();
+    let x = Tensor::from_vec(values(rows * k, 11), (rows, k), &Device::Cpu).unwrap();
+
+    let all = mm.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+    let reference = x
+        .matmul(&wd.t().unwrap())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    assert_eq!((all.len(), all[0].len()), (rows, n));
+    for r in 0..rows {
+        let one = mm
+            .forward(&x.narrow(0, r, 1).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(
+            all[r], one[0],
+            "{dtype:?} row {r} of {rows}: batched != alone"
+        );
+        for c in 0..n {
+            let (got, want) = (all[r][c], reference[r][c]);
+            // The activations are quantized to 8 bits per 32 values: a relative error of
+            // about 1/127 per term, far below this bound for sums of k terms in [-1, 1].
+            assert!(
+                (got - want).abs() <= 0.02 * (k as f32).sqrt(),
+                "{dtype:?} [{r},{c}]: {got} vs f32 {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_rows_equal_single_rows_for_q8_0_and_q4_0() {
+    for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+        for rows in [1, 2, 3, 8, 17, 130] {
+            check(dtype, rows, 576, 200);
+        }
+    }
+}
+
+#[test]
+fn k_quants_still_agree() {
+    check(GgmlDType::Q4K, 5, 512, 96);
+    check(GgmlDType::Q6K, 9, 256, 40);
+}
