@@ -104,3 +104,39 @@ async fn a_missing_file_is_named() {
         other => panic!("expected Missing, got {other:?}"),
     }
 }
+
+/// Sequences decoding at the same time are batched by the engine (same prompt length). Each
+/// must still get its own answer: mistral.rs 0.8.1's CPU decode attention gave every sequence
+/// of a batch the last one's attention (fixed in third_party/mistralrs-core).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_drafts_equal_the_same_drafts_alone() {
+    let model = SlmModel::load(&model_path()).await.unwrap();
+    let prompts = [
+        "What is the capital of France?",
+        "What is the capital of Spain?",
+        "What is the capital of Japan?",
+        "What is the capital of Egypt?",
+    ];
+    let mut lengths = Vec::new();
+    for p in prompts {
+        let m = [Message::new(Role::User, p)];
+        lengths.push(model.count_tokens(&m).await.unwrap());
+    }
+    assert!(
+        lengths.windows(2).all(|w| w[0] == w[1]),
+        "the prompts must have one length to be batched: {lengths:?}"
+    );
+    let mut alone = Vec::new();
+    for p in prompts {
+        alone.push(model.draft(ask(p, 24)).await.unwrap().text);
+    }
+    let together: Vec<String> =
+        futures::future::join_all(prompts.iter().map(|p| model.draft(ask(p, 24))))
+            .await
+            .into_iter()
+            .map(|d| d.unwrap().text)
+            .collect();
+    assert_eq!(together, alone);
+    // the answers differ, so a mix-up between sequences would show
+    assert!(alone.windows(2).any(|w| w[0] != w[1]), "{alone:?}");
+}
