@@ -13,15 +13,19 @@ use mistralrs::{Device, Model};
 /// Sequences the scheduler runs at once (the builder's default).
 const MAX_NUM_SEQS: usize = 32;
 
-/// The activation dtype; `SLUICE_SLM_DTYPE` (f32, bf16, f16, auto) overrides the default f32.
+/// The activation dtype: `SLUICE_SLM_DTYPE` (auto, f32, bf16, f16), default auto (BF16 on a
+/// CPU, what `GgufModelBuilder` uses). F32 is faster here (BENCHMARKS.md) but made drafts
+/// differ between two runs of the same prompts while other work loaded the machine (the
+/// eval end-to-end test), which BF16's coarser rounding hides; until that is understood,
+/// reproducible drafts win.
 fn dtype() -> Result<ModelDType, String> {
     match std::env::var("SLUICE_SLM_DTYPE").ok().as_deref() {
-        None | Some("f32") => Ok(ModelDType::F32),
+        None | Some("auto") => Ok(ModelDType::Auto),
+        Some("f32") => Ok(ModelDType::F32),
         Some("bf16") => Ok(ModelDType::BF16),
         Some("f16") => Ok(ModelDType::F16),
-        Some("auto") => Ok(ModelDType::Auto),
         Some(other) => Err(format!(
-            "SLUICE_SLM_DTYPE={other:?}: expected one of f32, bf16, f16, auto"
+            "SLUICE_SLM_DTYPE={other:?}: expected one of auto, f32, bf16, f16"
         )),
     }
 }
