@@ -14,10 +14,9 @@ use mistralrs::{Device, Model};
 const MAX_NUM_SEQS: usize = 32;
 
 /// The activation dtype: `SLUICE_SLM_DTYPE` (auto, f32, bf16, f16), default auto (BF16 on a
-/// CPU, what `GgufModelBuilder` uses). F32 is faster here (BENCHMARKS.md) but made drafts
-/// differ between two runs of the same prompts while other work loaded the machine (the
-/// eval end-to-end test), which BF16's coarser rounding hides; until that is understood,
-/// reproducible drafts win.
+/// CPU, what `GgufModelBuilder` uses). F32 is about 10% faster here (BENCHMARKS.md); it was
+/// the default until drafts turned out not to be reproducible under load, which later showed
+/// with BF16 too, so the type is not the cause. The default stays what it was.
 fn dtype() -> Result<ModelDType, String> {
     match std::env::var("SLUICE_SLM_DTYPE").ok().as_deref() {
         None | Some("auto") => Ok(ModelDType::Auto),
