@@ -33,6 +33,31 @@ pub const MISTRALRS_GIT_REVISION: &str = match option_env!("MISTRALRS_GIT_REVISI
     None => "unknown",
 };
 
+/// [sluice patch] The CPU attention kernels, for the gateway's tests
+/// (`crates/sluice-slm/tests/cpu_attention.rs`), which check them against an f64 reference.
+/// Tests inside this crate would compile the whole crate a second time as a test harness.
+#[doc(hidden)]
+pub mod sluice_cpu_attention {
+    pub use crate::attention::SdpaParams;
+    use candle_core::{Result, Tensor};
+
+    /// The CPU attention on f32 tensors: q (b, s, h, d); k, v (b, kv, hk, d).
+    pub fn attention_f32(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        params: &SdpaParams,
+    ) -> Result<Tensor> {
+        crate::attention::backends::cpu::run_flash_attn_cpu::<f32>(q, k, v, mask, params)
+    }
+
+    /// The kernels' dot product.
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        crate::attention::backends::cpu::vec_dot_f32(a, b)
+    }
+}
+
 mod cuda;
 mod device_map;
 mod engine;

@@ -4,7 +4,8 @@ use crate::{attention::backends::cpu, pipeline::text_models_inputs_processor::Fl
 
 use candle_core::{DType, Device, Result, Tensor};
 
-mod backends;
+// [sluice patch] crate-visible so lib.rs can expose the CPU kernels to tests (`sluice_cpu_attention`).
+pub(crate) mod backends;
 
 #[allow(unused)]
 pub(crate) use backends::{flash_attn, maybe_synchronize, naive_sdpa, sinks_attn};

@@ -74,7 +74,7 @@ const TILE_KV: usize = 16;
 /// [sluice patch] Eight independent accumulators, so the compiler vectorises it (the upstream
 /// version adds every group of four into one running sum, a serial dependency chain).
 #[inline]
-fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
+pub(crate) fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
@@ -995,7 +995,3 @@ mod tests {
         Ok(())
     }
 }
-
-#[cfg(test)]
-#[path = "cpu_sluice_tests.rs"]
-mod sluice_tests;

@@ -1,4 +1,4 @@
-pub(super) mod cpu;
+pub(crate) mod cpu; // [sluice patch] was pub(super); see `sluice_cpu_attention` in lib.rs
 mod flash;
 mod naive;
 mod sinks;

@@ -1,9 +1,9 @@
-//! [sluice patch] Tests of the patched CPU attention against a plain reference
-//! (softmax(q·kᵀ·scale + mask)·v in f64). Run: `cargo test --release -p mistralrs-core cpu_sluice`.
+//! The carried mistral.rs CPU attention (third_party/README.md) against a plain reference:
+//! softmax(q·kᵀ·scale + mask)·v computed in f64. Before the batch fix, the batch-2 decode case
+//! failed (`-0.042` where the reference gives `0.103`).
 
-use super::{run_flash_attn_cpu, vec_dot_f32};
-use crate::attention::SdpaParams;
 use candle_core::{Device, Tensor};
+use mistralrs_core::sluice_cpu_attention::{attention_f32, dot_f32, SdpaParams};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -22,12 +22,12 @@ fn dot_products_of_every_length_match_f64() {
     for n in [0, 1, 7, 8, 9, 63, 64, 65, 200] {
         let (a, b) = (values(n, 1), values(n, 2));
         let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        let got = vec_dot_f32(&a, &b);
+        let got = dot_f32(&a, &b);
         assert!((got as f64 - want).abs() < 1e-4, "n={n}: {got} vs {want}");
     }
 }
 
-/// q: (b, s, h, d); k, v: (b, kv, hk, d), as run_flash_attn_cpu takes them.
+/// q: (b, s, h, d); k, v: (b, kv, hk, d), as attention_f32 takes them.
 fn reference(
     q: &[f32],
     k: &[f32],
@@ -94,7 +94,7 @@ fn check(b: usize, s: usize, h: usize, hk: usize, kv: usize, d: usize) {
         sliding_window: None,
         sinks: None,
     };
-    let got = run_flash_attn_cpu::<f32>(&qt, &kt, &vt, causal.then_some(&mask), &params)
+    let got = attention_f32(&qt, &kt, &vt, causal.then_some(&mask), &params)
         .unwrap()
         .flatten_all()
         .unwrap()
