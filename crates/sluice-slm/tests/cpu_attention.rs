@@ -51,7 +51,11 @@ fn reference(
                         continue;
                     }
                     let krow = &k[((bi * kv + ki) * hk + kh) * d..][..d];
-                    let dot: f64 = qrow.iter().zip(krow).map(|(x, y)| *x as f64 * *y as f64).sum();
+                    let dot: f64 = qrow
+                        .iter()
+                        .zip(krow)
+                        .map(|(x, y)| *x as f64 * *y as f64)
+                        .sum();
                     w.push(dot * scale as f64);
                 }
                 let m = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -83,7 +87,13 @@ fn check(b: usize, s: usize, h: usize, hk: usize, kv: usize, d: usize) {
     let causal = s > 1;
     let mask: Vec<f32> = (0..s)
         .flat_map(|qi| {
-            (0..kv).map(move |ki| if ki > kv - s + qi { f32::NEG_INFINITY } else { 0.0 })
+            (0..kv).map(move |ki| {
+                if ki > kv - s + qi {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
         })
         .collect();
     let mask = Tensor::from_vec(mask, (s, kv), &Device::Cpu).unwrap();
@@ -103,7 +113,10 @@ fn check(b: usize, s: usize, h: usize, hk: usize, kv: usize, d: usize) {
     let want = reference(&q, &k, &v, (b, s, h, hk, kv, d), causal, scale);
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() < 1e-4, "b{b} s{s} h{h} kv{kv} d{d} [{i}]: {g} vs {w}");
+        assert!(
+            (g - w).abs() < 1e-4,
+            "b{b} s{s} h{h} kv{kv} d{d} [{i}]: {g} vs {w}"
+        );
     }
 }
 
