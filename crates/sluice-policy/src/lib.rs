@@ -8,6 +8,7 @@
 pub mod chat;
 mod env;
 pub mod error;
+pub mod hidden_probe;
 mod load;
 mod locate;
 pub mod model;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use chat::{GenParams, Message, Role};
 pub use error::PolicyError;
+pub use hidden_probe::{HiddenProbe, Pool, ProbeComponent, PromptStates};
 pub use load::{load_policy_file, parse_policy};
 pub use model::*;
 pub use pii::PiiKind;

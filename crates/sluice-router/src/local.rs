@@ -78,13 +78,17 @@ pub enum LocalError {
 
 /// The in-process small model: drafts answers with token statistics and streams answers.
 /// What one prefill of a prompt says about it, without generating anything.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PromptStats {
     /// Tokens of the whole prompt as the model sees it (chat template included).
     pub prompt_tokens: u32,
     /// Mean negative natural-log likelihood, per token, of the last user message's tokens
     /// under the model (≥ 0): how surprising the request is to it.
     pub mean_nll: f64,
+    /// The model's hidden states over the prompt, pooled; `None` from a model that cannot
+    /// return them.
+    #[serde(skip)]
+    pub states: Option<sluice_policy::PromptStates>,
 }
 
 #[async_trait::async_trait]

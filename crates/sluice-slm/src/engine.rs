@@ -15,6 +15,7 @@ use sluice_router::{
 };
 use tokio::sync::mpsc;
 
+use crate::states::StateShape;
 use crate::stats::StatsRecorder;
 
 /// Failure to load the model.
@@ -32,6 +33,9 @@ pub enum SlmError {
 pub struct SlmModel {
     pub(crate) model: Arc<Model>,
     id: String,
+    sha256: String,
+    /// Where the hidden states sit in a raw-logits row; `None` when they are not returned.
+    pub(crate) states: Option<StateShape>,
 }
 
 impl fmt::Debug for SlmModel {
@@ -57,6 +61,12 @@ impl SlmModel {
             _ => PathBuf::from("."),
         };
         let dir = dir.to_str().ok_or_else(bad)?.to_string();
+        let load_err = |message: String| SlmError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let sha256 = crate::states::sha256_file(path).map_err(|e| load_err(e.to_string()))?;
+        let states = crate::states::state_shape(path).map_err(load_err)?;
         let model = crate::load::build(dir, file.to_string())
             .await
             .map_err(|message| SlmError::Load {
@@ -70,7 +80,14 @@ impl SlmModel {
         Ok(Self {
             model: Arc::new(model),
             id,
+            sha256,
+            states,
         })
+    }
+
+    /// SHA-256 (lowercase hex) of the model file, which a probe records.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 }
 
@@ -219,7 +236,7 @@ impl LocalModel for SlmModel {
     }
 
     async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError> {
-        crate::prompt::prompt_stats(&self.model, messages).await
+        crate::prompt::prompt_stats(&self.model, self.states, messages).await
     }
 
     async fn label_logprobs(
@@ -227,6 +244,6 @@ impl LocalModel for SlmModel {
         messages: &[Message],
         labels: &[&str],
     ) -> Result<Vec<f64>, LocalError> {
-        crate::prompt::label_logprobs(&self.model, messages, labels).await
+        crate::prompt::label_logprobs(&self.model, self.states, messages, labels).await
     }
 }

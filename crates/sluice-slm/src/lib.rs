@@ -6,10 +6,12 @@ mod engine;
 mod load;
 mod prepare;
 mod prompt;
+mod states;
 mod stats;
 mod timed;
 
 pub use engine::{SlmError, SlmModel};
 pub use prepare::{prepare, tensor_types, PrepareError, Prepared, Target};
+pub use states::{sha256_file, state_shape, StateShape};
 pub use stats::{step_stats, StatsRecorder, StepStats};
 pub use timed::Timed;

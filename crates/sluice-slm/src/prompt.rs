@@ -3,10 +3,11 @@
 
 use either::Either;
 use mistralrs::{DType, Model, Tensor};
-use sluice_policy::{Message, Role};
+use sluice_policy::{Message, PromptStates, Role};
 use sluice_router::{LocalError, LocalRequest, PromptStats};
 
 use crate::engine::{gen_err, request};
+use crate::states::StateShape;
 use crate::stats::step_stats;
 
 /// Tokens of `text` alone (no special tokens, no template).
@@ -18,14 +19,21 @@ async fn tokenize(model: &Model, text: &str) -> Result<Vec<u32>, LocalError> {
 }
 
 /// The prompt's tokens (chat template and generation prompt included) and one row of logits
-/// per position: row i is the next-token distribution after token i.
+/// per position: row i is the next-token distribution after token i; with the model's
+/// hidden states at each position when the engine returns them.
 struct Prefill {
     tokens: Vec<u32>,
     rows: Tensor,
+    /// Positions × (count × size) hidden states, and their layout.
+    states: Option<(Tensor, StateShape)>,
 }
 
 impl Prefill {
-    async fn run(model: &Model, messages: &[Message]) -> Result<Self, LocalError> {
+    async fn run(
+        model: &Model,
+        shape: Option<StateShape>,
+        messages: &[Message],
+    ) -> Result<Self, LocalError> {
         let req = LocalRequest {
             messages: messages.to_vec(),
             max_tokens: 1,
@@ -57,7 +65,48 @@ impl Prefill {
                 tokens.len()
             )));
         }
-        Ok(Self { tokens, rows })
+        let width = rows.dims().get(1).copied().unwrap_or(0);
+        let (rows, states) = match shape {
+            Some(shape) if width == shape.width() => {
+                let logits = rows.narrow(1, 0, shape.vocab).map_err(gen_err)?;
+                let states = rows
+                    .narrow(1, shape.vocab, shape.count * shape.size)
+                    .map_err(gen_err)?;
+                (logits, Some((states, shape)))
+            }
+            _ => (rows, None),
+        };
+        Ok(Self {
+            tokens,
+            rows,
+            states,
+        })
+    }
+
+    /// Each hidden state at the last position, and its mean over positions `from..to`
+    /// (clamped to the prompt; the whole prompt when empty).
+    fn pooled(&self, from: usize, to: usize) -> Result<Option<PromptStates>, LocalError> {
+        let Some((states, shape)) = &self.states else {
+            return Ok(None);
+        };
+        let n = self.tokens.len();
+        let to = to.min(n);
+        let (from, to) = if from < to { (from, to) } else { (0, n) };
+        let last: Vec<f32> = states
+            .get(n - 1)
+            .and_then(|r| r.to_vec1::<f32>())
+            .map_err(gen_err)?;
+        let mean: Vec<f32> = states
+            .narrow(0, from, to - from)
+            .and_then(|t| t.mean(0))
+            .and_then(|r| r.to_vec1::<f32>())
+            .map_err(gen_err)?;
+        let split =
+            |v: Vec<f32>| -> Vec<Vec<f32>> { v.chunks(shape.size).map(<[f32]>::to_vec).collect() };
+        Ok(Some(PromptStates {
+            last: split(last),
+            mean: split(mean),
+        }))
     }
 
     /// The logits after token `i`.
@@ -108,9 +157,10 @@ pub fn mean_nll(
 /// templated prompt (a template that rewrites the text), of the whole prompt.
 pub(crate) async fn prompt_stats(
     model: &Model,
+    shape: Option<StateShape>,
     messages: &[Message],
 ) -> Result<PromptStats, LocalError> {
-    let prefill = Prefill::run(model, messages).await?;
+    let prefill = Prefill::run(model, shape, messages).await?;
     let user = messages
         .iter()
         .rev()
@@ -127,16 +177,18 @@ pub(crate) async fn prompt_stats(
     Ok(PromptStats {
         prompt_tokens: n as u32,
         mean_nll: mean,
+        states: prefill.pooled(from, to)?,
     })
 }
 
 /// ln p(first token of each label) at the position after the prompt (the answer's first).
 pub(crate) async fn label_logprobs(
     model: &Model,
+    shape: Option<StateShape>,
     messages: &[Message],
     labels: &[&str],
 ) -> Result<Vec<f64>, LocalError> {
-    let prefill = Prefill::run(model, messages).await?;
+    let prefill = Prefill::run(model, shape, messages).await?;
     let last = prefill.row(prefill.tokens.len() - 1)?;
     let stats = step_stats(&last).ok_or_else(|| gen_err("logits are not finite"))?;
     let mut out = Vec::with_capacity(labels.len());

@@ -140,3 +140,91 @@ async fn concurrent_drafts_equal_the_same_drafts_alone() {
     // the answers differ, so a mix-up between sequences would show
     assert!(alone.windows(2).any(|w| w[0] != w[1]), "{alone:?}");
 }
+
+/// Prefills (raw logits, no generation) and drafts at the same time, prompts of one length so
+/// the scheduler batches them together. mistral.rs 0.8.1 failed these: two raw sequences in one
+/// batch ("Raw response only supports batch size of 1"), a raw one with a normal one (an
+/// `assert!` that killed the engine thread), a finished raw one set running again (fixed in
+/// third_party/mistralrs-core, `prompt_groups`). Every request must be answered, each as alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_prefills_and_drafts_equal_the_same_requests_alone() {
+    let model = SlmModel::load(&model_path()).await.unwrap();
+    let prompts = [
+        "What is the capital of France?",
+        "What is the capital of Spain?",
+        "What is the capital of Japan?",
+        "What is the capital of Egypt?",
+    ];
+    let msgs = |p: &str| vec![Message::new(Role::User, p)];
+    let mut lengths = Vec::new();
+    for p in prompts {
+        lengths.push(model.count_tokens(&msgs(p)).await.unwrap());
+    }
+    assert!(
+        lengths.windows(2).all(|w| w[0] == w[1]),
+        "the prompts must have one length to be batched: {lengths:?}"
+    );
+    let mut stats_alone = Vec::new();
+    let mut drafts_alone = Vec::new();
+    for p in prompts {
+        stats_alone.push(model.prompt_stats(&msgs(p)).await.unwrap());
+        drafts_alone.push(model.draft(ask(p, 12)).await.unwrap().text);
+    }
+    // 16 requests: each prompt twice as a prefill, twice as a draft, interleaved.
+    let model = &model;
+    let stats = futures::future::join_all(prompts.iter().cycle().take(8).map(|p| {
+        let m = msgs(p);
+        async move { model.prompt_stats(&m).await }
+    }));
+    let drafts = futures::future::join_all(
+        prompts
+            .iter()
+            .cycle()
+            .take(8)
+            .map(|p| model.draft(ask(p, 12))),
+    );
+    let (stats, drafts) = futures::join!(stats, drafts);
+    for (i, s) in stats.into_iter().enumerate() {
+        let s = s.unwrap_or_else(|e| panic!("prefill {i} failed: {e}"));
+        assert_eq!(s, stats_alone[i % 4], "prefill {i}");
+    }
+    for (i, d) in drafts.into_iter().enumerate() {
+        let d = d.unwrap_or_else(|e| panic!("draft {i} failed: {e}"));
+        assert_eq!(d.text, drafts_alone[i % 4], "draft {i}");
+    }
+    // the engine is still serving
+    assert_eq!(
+        model.prompt_stats(&msgs(prompts[0])).await.unwrap(),
+        stats_alone[0]
+    );
+}
+
+/// One prefill returns the hidden states of every block (third_party/mistralrs-core,
+/// `forward_states`): the embedding, 30 blocks and the final norm of SmolLM2-135M, 576 wide,
+/// at the last token and averaged over the user's tokens; real values, not zeros.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefill_returns_the_hidden_states() {
+    let model = SlmModel::load(&model_path()).await.unwrap();
+    assert_eq!(model.sha256().len(), 64);
+    let m = [Message::new(Role::User, "What is 12 plus 30?")];
+    let s = model.prompt_stats(&m).await.unwrap();
+    let states = s.states.expect("the Llama model returns hidden states");
+    assert_eq!(states.last.len(), 32);
+    assert_eq!(states.mean.len(), 32);
+    for (k, v) in states.last.iter().chain(&states.mean).enumerate() {
+        assert_eq!(v.len(), 576, "state {k}");
+        assert!(v.iter().all(|x| x.is_finite()), "state {k}");
+        assert!(v.iter().any(|x| *x != 0.0), "state {k}");
+    }
+    // the last token and the mean differ, and so do the layers
+    assert_ne!(states.last[16], states.mean[16]);
+    assert_ne!(states.last[8], states.last[24]);
+    // a different prompt, different states
+    let other = model
+        .prompt_stats(&[Message::new(Role::User, "Name a red fruit.")])
+        .await
+        .unwrap();
+    assert_ne!(other.states.unwrap().last[20], states.last[20]);
+    // and the logits still score the prompt
+    assert!(s.mean_nll > 0.0 && s.mean_nll.is_finite());
+}

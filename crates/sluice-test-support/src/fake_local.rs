@@ -110,7 +110,8 @@ impl LocalModel for FakeLocal {
     }
 
     /// The mean NLL is the mean word length in characters divided by 4: longer words are
-    /// "more surprising", which is enough for the request path's tests.
+    /// "more surprising", which is enough for the request path's tests. The hidden state is
+    /// `[digits, words]` of the last user message.
     async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError> {
         let words: Vec<&str> = messages
             .iter()
@@ -119,9 +120,21 @@ impl LocalModel for FakeLocal {
             .map(|m| m.content.split_whitespace().collect())
             .unwrap_or_default();
         let chars: usize = words.iter().map(|w| w.chars().count()).sum();
+        // One hidden state of width 2, the same for both pools: digits and words in the
+        // request, so a probe file can be written by hand for the request path's tests.
+        let digits = words
+            .iter()
+            .flat_map(|w| w.chars())
+            .filter(char::is_ascii_digit)
+            .count();
+        let state = vec![digits as f32, words.len() as f32];
         Ok(PromptStats {
             prompt_tokens: Self::tokens_of(messages),
             mean_nll: chars as f64 / words.len().max(1) as f64 / 4.0,
+            states: Some(sluice_policy::PromptStates {
+                last: vec![state.clone()],
+                mean: vec![state],
+            }),
         })
     }
 

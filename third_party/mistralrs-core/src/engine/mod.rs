@@ -10,7 +10,7 @@ use crate::{
     response::CompletionChoice,
     scheduler::{Scheduler, SchedulerOutput},
     search::{self, rag::SearchPipeline},
-    sequence::{SeqStepType, StopReason},
+    sequence::{SeqStepType, Sequence, StopReason},
     tools, CompletionResponse, SchedulerConfig, DEBUG,
 };
 use interprocess::local_socket::{traits::Listener, ListenerOptions};
@@ -424,88 +424,91 @@ impl Engine {
                     }
 
                     if !scheduled.prompt.is_empty() {
-                        let prompt_exec_time = {
-                            let mut pipeline = get_mut_arcmutex!(self.pipeline);
+                        // [sluice patch] a prompt batch may mix sequences that want raw logits with
+                        // ones that do not, which one step cannot serve (an assert here, and
+                        // "Raw response only supports batch size of 1" in `send_raw_responses`).
+                        // Run the normal sequences together and each raw one alone.
+                        for group in prompt_groups(&mut scheduled.prompt) {
+                            let prompt_exec_time = {
+                                let mut pipeline = get_mut_arcmutex!(self.pipeline);
 
-                            // Run the prompt seqs
-                            let post_op = if !self.no_kv_cache {
-                                CacheInstruction::Out
-                            } else {
-                                CacheInstruction::Reset {
-                                    load_preallocated_cache: false,
-                                    reset_non_granular: false,
-                                }
+                                // Run the prompt seqs
+                                let post_op = if !self.no_kv_cache {
+                                    CacheInstruction::Out
+                                } else {
+                                    CacheInstruction::Reset {
+                                        load_preallocated_cache: false,
+                                        reset_non_granular: false,
+                                    }
+                                };
+
+                                let return_raw_logits = group[0].return_raw_logits;
+
+                                // This comes from prefix caching
+                                // The invariant where all token offsets are the same is handled by the scheduler
+                                let pre_op = if group[0].token_offset() != 0 {
+                                    CacheInstruction::In
+                                } else {
+                                    CacheInstruction::Reset {
+                                        load_preallocated_cache: true,
+                                        reset_non_granular: false,
+                                    }
+                                };
+
+                                pipeline
+                                    .step(
+                                        group,
+                                        true,
+                                        return_raw_logits,
+                                        &mut *get_mut_arcmutex!(self.prefix_cacher),
+                                        self.disable_eos_stop,
+                                        rng.clone(),
+                                        CacheBackendMetadata::DefaultInstructions {
+                                            pre_op,
+                                            post_op,
+                                        },
+                                    )
+                                    .await
                             };
 
-                            let return_raw_logits = scheduled.prompt[0].return_raw_logits;
-                            assert!(
-                                scheduled
-                                    .prompt
-                                    .iter()
-                                    .all(|seq| seq.return_raw_logits == return_raw_logits),
-                                "All sequences must either return raw logits, or not."
+                            let prompt_exec_time = handle_pipeline_forward_error!(
+                                "prompt step",
+                                prompt_exec_time,
+                                group,
+                                self.pipeline,
+                                'lp,
+                                self.prefix_cacher
                             );
 
-                            // This comes from prefix caching
-                            // The invariant where all token offsets are the same is handled by the scheduler
-                            let pre_op = if scheduled.prompt[0].token_offset() != 0 {
-                                CacheInstruction::In
-                            } else {
-                                CacheInstruction::Reset {
-                                    load_preallocated_cache: true,
-                                    reset_non_granular: false,
+                            let total_processed_tokens: usize =
+                                group.iter().map(|seq| seq.get_toks().len()).sum();
+                            self.logger.add_tokens_processed(total_processed_tokens);
+
+                            for seq in group.iter_mut() {
+                                // [sluice patch] a raw-logits sequence is done once its logits are sent;
+                                // setting it running again would decode it.
+                                if matches!(seq.getstate(), SequenceState::Done(_)) {
+                                    continue;
                                 }
-                            };
-
-                            pipeline
-                                .step(
-                                    &mut scheduled.prompt,
-                                    true,
-                                    return_raw_logits,
-                                    &mut *get_mut_arcmutex!(self.prefix_cacher),
-                                    self.disable_eos_stop,
-                                    rng.clone(),
-                                    CacheBackendMetadata::DefaultInstructions { pre_op, post_op },
-                                )
-                                .await
-                        };
-
-                        let prompt_exec_time = handle_pipeline_forward_error!(
-                            "prompt step",
-                            prompt_exec_time,
-                            &mut scheduled.prompt,
-                            self.pipeline,
-                            'lp,
-                            self.prefix_cacher
-                        );
-
-                        let total_processed_tokens: usize = scheduled
-                            .prompt
-                            .iter()
-                            .map(|seq| seq.get_toks().len())
-                            .sum();
-                        self.logger.add_tokens_processed(total_processed_tokens);
-
-                        for seq in scheduled.prompt.iter_mut() {
-                            match seq.sequence_stepping_type() {
-                                SeqStepType::OneShot => {
-                                    seq.set_state(SequenceState::Done(StopReason::GeneratedImage))
+                                match seq.sequence_stepping_type() {
+                                    SeqStepType::OneShot => seq
+                                        .set_state(SequenceState::Done(StopReason::GeneratedImage)),
+                                    SeqStepType::PromptAndDecode => {
+                                        seq.set_state(SequenceState::RunningCompletion)
+                                    }
                                 }
-                                SeqStepType::PromptAndDecode => {
-                                    seq.set_state(SequenceState::RunningCompletion)
-                                }
+                                let now = SystemTime::now()
+                                    .duration_since(UNIX_EPOCH)
+                                    .expect("Time travel has occurred!")
+                                    .as_millis();
+                                #[allow(clippy::cast_precision_loss)]
+                                let prompt_tok_per_sec =
+                                    seq.len() as f32 / prompt_exec_time.as_secs_f32();
+                                seq.prompt_tok_per_sec = prompt_tok_per_sec;
+                                seq.prompt_timestamp = Some(now);
+                                seq.total_prompt_time = Some(prompt_exec_time.as_millis());
+                                seq.step_start_instant = None;
                             }
-                            let now = SystemTime::now()
-                                .duration_since(UNIX_EPOCH)
-                                .expect("Time travel has occurred!")
-                                .as_millis();
-                            #[allow(clippy::cast_precision_loss)]
-                            let prompt_tok_per_sec =
-                                seq.len() as f32 / prompt_exec_time.as_secs_f32();
-                            seq.prompt_tok_per_sec = prompt_tok_per_sec;
-                            seq.prompt_timestamp = Some(now);
-                            seq.total_prompt_time = Some(prompt_exec_time.as_millis());
-                            seq.step_start_instant = None;
                         }
                         last_completion_ids = vec![];
                     }
@@ -874,4 +877,22 @@ impl Engine {
             }
         }
     }
+}
+
+/// [sluice patch] splits a scheduled prompt batch into the groups one pipeline step can serve: all
+/// sequences that want sampled tokens together (first), then each raw-logits sequence alone.
+fn prompt_groups<'a, 'b>(
+    prompt: &'a mut [&'b mut Sequence],
+) -> impl Iterator<Item = &'a mut [&'b mut Sequence]> {
+    // Stable, so the normal sequences keep the scheduler's order.
+    prompt.sort_by_key(|seq| seq.return_raw_logits);
+    let normal = prompt
+        .iter()
+        .take_while(|seq| !seq.return_raw_logits)
+        .count();
+    let (normal_seqs, raw_seqs) = prompt.split_at_mut(normal);
+    (!normal_seqs.is_empty())
+        .then_some(normal_seqs)
+        .into_iter()
+        .chain(raw_seqs.chunks_mut(1))
 }

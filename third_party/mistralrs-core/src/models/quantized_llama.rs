@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::ggml_file;
 use candle_core::quantized::QTensor;
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Embedding, Module};
 use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
 
@@ -665,7 +665,27 @@ impl ModelWeights {
         context_lens: Vec<(usize, usize)>,
         metadata: Option<(Vec<(Tensor, Tensor)>, &PagedAttentionInputMetadata)>,
     ) -> Result<Tensor> {
+        Ok(self
+            .forward_states(x, start_offsets, context_lens, metadata, false)?
+            .0)
+    }
+
+    /// [sluice patch] `forward`, and with `states` also the hidden states at the positions whose
+    /// logits are returned: the embedding, the residual stream after each block and the final
+    /// norm's output, concatenated on the last axis (`(block_count + 2) * hidden_size` wide).
+    pub fn forward_states(
+        &self,
+        x: &Tensor,
+        start_offsets: &[usize],
+        context_lens: Vec<(usize, usize)>,
+        metadata: Option<(Vec<(Tensor, Tensor)>, &PagedAttentionInputMetadata)>,
+        states: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let mut layer_in = self.tok_embeddings.forward(x)?;
+        let mut collected = Vec::new();
+        if states {
+            collected.push(layer_in.to_device(&self.device)?);
+        }
         let cache = &mut self.cache.normal().0;
         let mask = CausalMasker.make_causal_mask_matrix(
             x,
@@ -711,11 +731,22 @@ impl ModelWeights {
             let x = layer.ffn_norm.forward(&x)?;
             let x = layer.mlp_or_moe.forward(&x)?;
             let x = (x + residual)?;
+            if states {
+                collected.push(x.to_device(&self.device)?);
+            }
             layer_in = x;
         }
         let layer_in = layer_in.to_device(&self.device)?;
         let x = self.norm.forward(&layer_in)?;
+        let hidden = if states {
+            collected.push(x.clone());
+            let all = Tensor::cat(&collected, D::Minus1)?;
+            Some(extract_logits(&all, context_lens.clone())?)
+        } else {
+            None
+        };
         let x = extract_logits(&x, context_lens)?;
-        MatMul.qmethod_matmul(&x.contiguous()?, &*self.output)
+        let logits = MatMul.qmethod_matmul(&x.contiguous()?, &*self.output)?;
+        Ok((logits, hidden))
     }
 }

@@ -48,7 +48,7 @@ use crate::{
     xlora_models::{XLoraQLlama, XLoraQPhi3},
 };
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, D};
 use either::Either;
 use hf_hub::{api::sync::ApiBuilder, Repo, RepoType};
 use mistralrs_quant::IsqType;
@@ -771,6 +771,23 @@ impl Pipeline for GGUFPipeline {
             (None, None) => None,
         };
         let logits = match self.model {
+            // [sluice patch] raw logits come with the hidden states of every block appended on the
+            // last axis (`QLlama::forward_states`), so one prefill gives both.
+            Model::Llama(ref model) if return_raw_logits => {
+                let (logits, states) = model.forward_states(
+                    &input_ids,
+                    &seqlen_offsets,
+                    context_lens,
+                    paged_attn_meta,
+                    true,
+                )?;
+                match states {
+                    Some(states) => {
+                        Tensor::cat(&[&logits, &states.to_dtype(logits.dtype())?], D::Minus1)?
+                    }
+                    None => logits,
+                }
+            }
             Model::Llama(ref model) => {
                 model.forward(&input_ids, &seqlen_offsets, context_lens, paged_attn_meta)?
             }
