@@ -25,6 +25,19 @@ pub enum PolicyError {
         source: std::io::Error,
     },
 
+    /// The policy's probe was fitted on another model file than the one served.
+    #[error(
+        "{}: policy {policy:?} names a probe fitted on the model with SHA-256 {probe}, but the \
+         served model's is {model}; refit it (sluice calibrate --fit-probe) or serve that model",
+        .file.display()
+    )]
+    ProbeModelMismatch {
+        policy: String,
+        file: PathBuf,
+        probe: String,
+        model: String,
+    },
+
     /// A policy directory holds no `*.yaml` / `*.yml` file.
     #[error("{}: expected policy files (*.yaml or *.yml), found none", .dir.display())]
     NoPolicyFiles { dir: PathBuf },

@@ -26,7 +26,34 @@ pub fn parse_policy(
     let mut policy = validate::validate(&raw, env as EnvLookup<'_>)
         .map_err(|invalid| invalid_error(invalid, src, file))?;
     policy.fingerprint = fingerprint(src);
+    if let Some(name) = &raw.scoring.probe {
+        let (probe, text) = read_probe(name, src, file)?;
+        // A refitted probe changes the answers, so it changes the fingerprint too.
+        policy.fingerprint ^= fingerprint(&text).rotate_left(1);
+        policy.scoring.probe = Some(std::sync::Arc::new(probe));
+    }
     Ok(policy)
+}
+
+/// The probe file `name`, relative to the policy file's directory, parsed and checked;
+/// errors point at `scoring.probe`.
+fn read_probe(
+    name: &str,
+    src: &str,
+    file: &Path,
+) -> Result<(crate::HiddenProbe, String), PolicyError> {
+    let path = file.parent().unwrap_or(Path::new(".")).join(name);
+    let at_probe = |message: String| {
+        let key = crate::locate::KeyPath::default()
+            .key("scoring")
+            .key("probe");
+        invalid_error(validate::Invalid { path: key, message }, src, file)
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| at_probe(format!("cannot read probe file {}: {e}", path.display())))?;
+    let probe = crate::HiddenProbe::parse(&text)
+        .map_err(|e| at_probe(format!("probe file {}: {e}", path.display())))?;
+    Ok((probe, text))
 }
 
 /// Reads, parses and validates one policy file, resolving `${VAR}` from the

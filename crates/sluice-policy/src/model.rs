@@ -5,7 +5,11 @@ mod rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::error::PolicyError;
+use crate::hidden_probe::HiddenProbe;
 
 pub use budget::{Budget, BudgetCaps, OnBudgetExhausted};
 pub use rules::{Conditions, CountRange, PiiMatch, Rule, RuleAction, RuleRegex, TagPattern};
@@ -38,6 +42,22 @@ impl Policy {
     /// The tier escalations go to first.
     pub fn first_tier(&self) -> Option<&Tier> {
         self.tiers.first()
+    }
+
+    /// Refuses a policy whose probe was fitted on another model file than the one served
+    /// (`model_sha256`, lowercase hex): its weights would score states they were not fitted on.
+    pub fn check_model(&self, model_sha256: &str) -> Result<(), PolicyError> {
+        match &self.scoring.probe {
+            Some(probe) if probe.model_sha256 != model_sha256 => {
+                Err(PolicyError::ProbeModelMismatch {
+                    policy: self.name.clone(),
+                    file: self.source.clone().unwrap_or_default(),
+                    probe: probe.model_sha256.clone(),
+                    model: model_sha256.to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -201,9 +221,20 @@ pub struct Scoring {
     pub weights: Weights,
     /// Per-tenant overrides of `threshold`, each in [0, 1].
     pub tenant_thresholds: BTreeMap<String, f64>,
+    /// The hidden-state probe (`scoring.probe`), which `prefill_probe`, `cascade` and the
+    /// `hidden_probe` feature read.
+    pub probe: Option<Arc<HiddenProbe>>,
+    /// `cascade` only: escalate without drafting when the probe's probability is below this.
+    pub escalate_below: Option<f64>,
 }
 
 impl Scoring {
+    /// Whether scoring takes a prefill of the local model (a prefill feature, the
+    /// classification probe, or the hidden-state probe of `prefill_probe` and `cascade`).
+    pub fn uses_prefill(&self) -> bool {
+        self.weights.uses_prefill() || self.method.needs_probe()
+    }
+
     /// The threshold for this tenant: its override, or the policy's `threshold`.
     pub fn threshold_for(&self, tenant: &str) -> f64 {
         self.tenant_thresholds
@@ -223,13 +254,21 @@ pub enum ScoringMethod {
     DifficultyProbe,
     /// Pre-route: the mean negative log-likelihood of the prompt (one prefill), no generation.
     PromptSurprise,
+    /// Pre-route: the hidden-state probe (and any other prefill feature) from one prefill of
+    /// the prompt, no generation.
+    PrefillProbe,
+    /// Two stages: the probe first (one prefill); below `escalate_below` the request escalates
+    /// without a draft, otherwise the model drafts and every feature decides.
+    Cascade,
 }
 
 impl ScoringMethod {
-    pub const ALL: [ScoringMethod; 3] = [
+    pub const ALL: [ScoringMethod; 5] = [
         ScoringMethod::AnswerConfidence,
         ScoringMethod::DifficultyProbe,
         ScoringMethod::PromptSurprise,
+        ScoringMethod::PrefillProbe,
+        ScoringMethod::Cascade,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -237,25 +276,38 @@ impl ScoringMethod {
             ScoringMethod::AnswerConfidence => "answer_confidence",
             ScoringMethod::DifficultyProbe => "difficulty_probe",
             ScoringMethod::PromptSurprise => "prompt_surprise",
+            ScoringMethod::PrefillProbe => "prefill_probe",
+            ScoringMethod::Cascade => "cascade",
         }
     }
 
     /// Whether the method drafts the answer before deciding.
     pub fn drafts(self) -> bool {
-        self == ScoringMethod::AnswerConfidence
+        matches!(
+            self,
+            ScoringMethod::AnswerConfidence | ScoringMethod::Cascade
+        )
+    }
+
+    /// Whether the method reads the hidden-state probe (so the policy must name one).
+    pub fn needs_probe(self) -> bool {
+        matches!(self, ScoringMethod::PrefillProbe | ScoringMethod::Cascade)
     }
 
     /// Whether the method can compute `feature` before deciding.
     pub fn provides(self, feature: Feature) -> bool {
         matches!(
             (self, feature.source()),
-            (ScoringMethod::AnswerConfidence, _)
+            (ScoringMethod::AnswerConfidence | ScoringMethod::Cascade, _)
                 | (_, FeatureSource::Text)
                 | (
                     ScoringMethod::DifficultyProbe,
                     FeatureSource::Probe | FeatureSource::Prefill
                 )
-                | (ScoringMethod::PromptSurprise, FeatureSource::Prefill)
+                | (
+                    ScoringMethod::PromptSurprise | ScoringMethod::PrefillProbe,
+                    FeatureSource::Prefill
+                )
         )
     }
 }
@@ -305,10 +357,13 @@ pub enum Feature {
     /// ln p(yes) − ln p(no) when the local model is asked whether it will answer the request
     /// correctly.
     ProbeLogOdds,
+    /// Log-odds that the local model answers correctly, from the hidden-state probe
+    /// (`scoring.probe`) on one prefill of the prompt.
+    HiddenProbe,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 13] = [
+    pub const ALL: [Feature; 14] = [
         Feature::MeanLogprob,
         Feature::MinLogprob,
         Feature::P10Logprob,
@@ -322,6 +377,7 @@ impl Feature {
         Feature::QuestionWords,
         Feature::PromptNll,
         Feature::ProbeLogOdds,
+        Feature::HiddenProbe,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -339,6 +395,7 @@ impl Feature {
             Feature::QuestionWords => "question_words",
             Feature::PromptNll => "prompt_nll",
             Feature::ProbeLogOdds => "probe_log_odds",
+            Feature::HiddenProbe => "hidden_probe",
         }
     }
 
@@ -356,7 +413,7 @@ impl Feature {
             | Feature::Turns
             | Feature::CodeBlocks
             | Feature::QuestionWords => FeatureSource::Text,
-            Feature::PromptNll => FeatureSource::Prefill,
+            Feature::PromptNll | Feature::HiddenProbe => FeatureSource::Prefill,
             Feature::ProbeLogOdds => FeatureSource::Probe,
         }
     }
@@ -377,6 +434,11 @@ impl Weights {
     /// Whether a feature from `source` has a weight.
     pub fn uses(&self, source: FeatureSource) -> bool {
         self.terms.iter().any(|(f, _)| f.source() == source)
+    }
+
+    /// Whether `feature` has a weight.
+    pub fn uses_feature(&self, feature: Feature) -> bool {
+        self.terms.iter().any(|(f, _)| *f == feature)
     }
 
     /// Whether scoring takes a prefill of the local model beyond the draft (the prompt's

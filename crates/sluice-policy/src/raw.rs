@@ -194,7 +194,9 @@ pub struct RawScoring {
     /// `answer_confidence`: the local model drafts the answer, scored by its token
     /// probabilities; `difficulty_probe`: one prefill of a question whether the model
     /// will answer correctly, no draft; `prompt_surprise`: one prefill of the prompt, no
-    /// draft.
+    /// draft; `prefill_probe`: the hidden-state probe on one prefill of the prompt, no
+    /// draft; `cascade`: the probe first, escalating below `escalate_below` without a
+    /// draft, then the draft and every feature.
     #[schemars(with = "ScoringMethodName")]
     pub method: String,
     /// Escalate when confidence is below this.
@@ -206,6 +208,14 @@ pub struct RawScoring {
     /// Per-tenant overrides of `threshold`, by tenant name.
     #[schemars(with = "Option<ByTenant<UnitInterval>>")]
     pub tenant_thresholds: Option<Entries<Num>>,
+    /// The hidden-state probe file (JSON, written by `sluice calibrate --fit-probe`),
+    /// relative to this policy file; required by `prefill_probe`, `cascade` and the
+    /// `hidden_probe` weight.
+    pub probe: Option<String>,
+    /// `cascade` only: escalate at once, without a draft, when the probe's probability
+    /// that the local answer is right is below this.
+    #[schemars(range(min = 0, max = 1))]
+    pub escalate_below: Option<Num>,
 }
 
 /// `weights:` in file order, duplicates kept so validation can reject them.

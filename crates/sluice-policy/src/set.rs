@@ -71,6 +71,14 @@ impl PolicySet {
         self.default.clone()
     }
 
+    /// Refuses the set when any policy's probe was fitted on another model than the served
+    /// one (`Policy::check_model`).
+    pub fn check_model(&self, model_sha256: &str) -> Result<(), PolicyError> {
+        self.policies
+            .values()
+            .try_for_each(|p| p.check_model(model_sha256))
+    }
+
     /// Names of all policies, sorted.
     pub fn names(&self) -> Vec<String> {
         self.policies.keys().cloned().collect()

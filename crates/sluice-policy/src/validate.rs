@@ -167,11 +167,42 @@ fn scoring(raw: &RawScoring, path: &KeyPath) -> Result<Scoring, Invalid> {
                 .at(&tenant_path);
         }
     }
+    let wants_probe = method.needs_probe()
+        || weights
+            .terms
+            .iter()
+            .any(|(f, _)| *f == Feature::HiddenProbe);
+    if wants_probe && raw.probe.is_none() {
+        return Err(format!(
+            "expected a probe file (scoring.probe) for method {}{}, found none",
+            method.as_str(),
+            if method.needs_probe() {
+                ""
+            } else {
+                " with a hidden_probe weight"
+            }
+        ))
+        .at(&path.key("probe"));
+    }
+    let escalate_below = match &raw.escalate_below {
+        None => None,
+        Some(_) if method != ScoringMethod::Cascade => {
+            return Err(format!(
+                "expected escalate_below only with method cascade, found method {}",
+                method.as_str()
+            ))
+            .at(&path.key("escalate_below"))
+        }
+        Some(v) => Some(values::number_in(v.0, 0.0..=1.0).at(&path.key("escalate_below"))?),
+    };
     Ok(Scoring {
         method,
         threshold,
         weights,
         tenant_thresholds,
+        // read from its file by `load`, which knows where the policy file is
+        probe: None,
+        escalate_below,
     })
 }
 

@@ -1,6 +1,8 @@
 //! From a request's hint, its policy and (when scored) its confidence to a route.
 
-use sluice_policy::Policy;
+use sluice_policy::{Feature, Policy, ScoringMethod};
+
+use crate::FeatureValues;
 
 /// Where a request goes before any tier is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub enum Reason {
     Rule,
     /// The tenant's escalation budget is spent; answered locally.
     Budget,
+    /// `cascade`: the hidden-state probe scored below `escalate_below`, so the request
+    /// escalated without a draft.
+    ProbeLow,
 }
 
 impl Reason {
@@ -38,6 +43,7 @@ impl Reason {
             Reason::NoTier => "no_tier",
             Reason::Rule => "rule",
             Reason::Budget => "budget",
+            Reason::ProbeLow => "probe_low",
         }
     }
 }
@@ -68,6 +74,23 @@ pub fn decide(policy: &Policy, tenant: &str, confidence: f64) -> Decision {
         confidence: Some(confidence),
         threshold,
     }
+}
+
+/// `cascade`'s first stage: escalate at once, before any draft, when the probe's probability
+/// (sigmoid of `hidden_probe`) is below `escalate_below` and there is a tier to go to.
+pub fn prescreen(policy: &Policy, features: &FeatureValues) -> Option<Decision> {
+    let scoring = &policy.scoring;
+    let below = scoring
+        .escalate_below
+        .filter(|_| scoring.method == ScoringMethod::Cascade)?;
+    let z = features.get(Feature::HiddenProbe)?;
+    let p = 1.0 / (1.0 + (-z).exp());
+    (p < below && !policy.tiers.is_empty()).then_some(Decision {
+        route: RouteChoice::Remote,
+        reason: Reason::ProbeLow,
+        confidence: Some(p),
+        threshold: below,
+    })
 }
 
 #[cfg(test)]
@@ -102,6 +125,8 @@ mod tests {
                     terms: vec![],
                 },
                 tenant_thresholds: Default::default(),
+                probe: None,
+                escalate_below: None,
             },
             on_upstream_failure: OnUpstreamFailure::Local,
             cache: CacheSettings::default(),
@@ -118,6 +143,25 @@ mod tests {
         assert_eq!(decide(&p, "", 0.5).reason, Reason::Confident);
         assert_eq!(decide(&p, "", 0.49).route, RouteChoice::Remote);
         assert_eq!(decide(&p, "", 0.49).reason, Reason::LowConfidence);
+    }
+
+    #[test]
+    fn cascade_escalates_below_the_first_threshold_only() {
+        let mut p = policy(1);
+        p.scoring.method = ScoringMethod::Cascade;
+        p.scoring.escalate_below = Some(0.2);
+        let with = |z: f64| FeatureValues(vec![(Feature::HiddenProbe, z)]);
+        // sigmoid(-2) ≈ 0.12 < 0.2: escalate without a draft
+        let d = prescreen(&p, &with(-2.0)).unwrap();
+        assert_eq!((d.route, d.reason), (RouteChoice::Remote, Reason::ProbeLow));
+        assert!((d.confidence.unwrap() - 0.1192).abs() < 1e-3);
+        // sigmoid(0) = 0.5: go on to the draft
+        assert_eq!(prescreen(&p, &with(0.0)), None);
+        // no probe value, no tier, or another method: no first stage
+        assert_eq!(prescreen(&p, &FeatureValues::default()), None);
+        assert_eq!(prescreen(&policy(0), &with(-9.0)), None);
+        p.scoring.method = ScoringMethod::AnswerConfidence;
+        assert_eq!(prescreen(&p, &with(-9.0)), None);
     }
 
     #[test]

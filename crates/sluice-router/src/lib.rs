@@ -11,7 +11,7 @@ pub mod local;
 pub mod probe;
 pub mod rules;
 
-pub use decision::{decide, Decision, Reason, RouteChoice};
+pub use decision::{decide, prescreen, Decision, Reason, RouteChoice};
 pub use features::{confidence, draft_features, FeatureValues};
 pub use lexical::{lexical_features, request_features};
 pub use local::{

@@ -1,8 +1,9 @@
 //! Features that take a prefill of the local model but no generation: how surprising the
 //! prompt is (`prompt_nll`) and what the model says when asked whether it will answer the
-//! request correctly (`probe_log_odds`).
+//! request correctly (`probe_log_odds`), and what a linear probe on its hidden states says
+//! (`hidden_probe`).
 
-use sluice_policy::{Feature, FeatureSource, Message, Role, Weights};
+use sluice_policy::{Feature, FeatureSource, HiddenProbe, Message, PromptStates, Role, Scoring};
 
 use crate::{FeatureValues, LocalError, LocalModel};
 
@@ -43,36 +44,78 @@ pub fn log_odds(logprobs: &[f64]) -> f64 {
     }
 }
 
-/// The prefill and probe features these weights use, computed with one model call each.
+/// The prefill and probe features the policy's scoring uses, computed with one model call
+/// each.
 pub async fn prefill_features(
     model: &dyn LocalModel,
     messages: &[Message],
-    weights: &Weights,
+    scoring: &Scoring,
 ) -> Result<FeatureValues, LocalError> {
-    let mut out = Vec::new();
-    if weights.uses(FeatureSource::Prefill) {
-        let stats = model.prompt_stats(messages).await?;
-        out.push((Feature::PromptNll, stats.mean_nll));
-    }
+    let weights = &scoring.weights;
+    let wants_states = scoring.method.needs_probe() || weights.uses_feature(Feature::HiddenProbe);
+    let probe = scoring.probe.as_deref().filter(|_| wants_states);
+    let (mut values, _) = prefill(
+        model,
+        messages,
+        weights.uses(FeatureSource::Prefill) || probe.is_some(),
+        probe,
+    )
+    .await?;
     if weights.uses(FeatureSource::Probe) {
-        let lps = model
-            .label_logprobs(&probe_messages(messages), &PROBE_LABELS)
-            .await?;
-        out.push((Feature::ProbeLogOdds, log_odds(&lps)));
+        values.0.push((
+            Feature::ProbeLogOdds,
+            probe_log_odds(model, messages).await?,
+        ));
     }
-    Ok(FeatureValues(out))
+    Ok(values)
 }
 
-/// Every prefill and probe feature, whatever the weights (for evaluation and calibration).
+/// Every prefill and probe feature, whatever the weights (for evaluation and calibration),
+/// and the pooled hidden states when the model returns them; `hidden_probe` only with a probe.
 pub async fn all_prefill_features(
     model: &dyn LocalModel,
     messages: &[Message],
-) -> Result<FeatureValues, LocalError> {
-    let every = Weights {
-        bias: 0.0,
-        terms: vec![(Feature::PromptNll, 1.0), (Feature::ProbeLogOdds, 1.0)],
-    };
-    prefill_features(model, messages, &every).await
+    probe: Option<&HiddenProbe>,
+) -> Result<(FeatureValues, Option<PromptStates>), LocalError> {
+    let (mut values, states) = prefill(model, messages, true, probe).await?;
+    values.0.push((
+        Feature::ProbeLogOdds,
+        probe_log_odds(model, messages).await?,
+    ));
+    Ok((values, states))
+}
+
+/// One prefill of the prompt: `prompt_nll`, and `hidden_probe` when there is a probe.
+async fn prefill(
+    model: &dyn LocalModel,
+    messages: &[Message],
+    run: bool,
+    probe: Option<&HiddenProbe>,
+) -> Result<(FeatureValues, Option<PromptStates>), LocalError> {
+    if !run {
+        return Ok((FeatureValues::default(), None));
+    }
+    let stats = model.prompt_stats(messages).await?;
+    let mut out = vec![(Feature::PromptNll, stats.mean_nll)];
+    if let Some(probe) = probe {
+        let states = stats.states.as_ref().ok_or_else(|| {
+            LocalError::Generation(format!(
+                "the policy's probe needs hidden states, which model {} does not return",
+                model.model_id()
+            ))
+        })?;
+        let z = probe.log_odds(states).map_err(LocalError::Generation)?;
+        out.push((Feature::HiddenProbe, z));
+    }
+    Ok((FeatureValues(out), stats.states))
+}
+
+/// `probe_log_odds`: one prefill of the classification prompt.
+async fn probe_log_odds(model: &dyn LocalModel, messages: &[Message]) -> Result<f64, LocalError> {
+    let lps = model
+        .label_logprobs(&probe_messages(messages), &PROBE_LABELS)
+        .await?;
+    Ok(log_odds(&lps))
 }
 
 #[cfg(test)]

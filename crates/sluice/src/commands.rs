@@ -148,6 +148,9 @@ fn serve(
             model.display()
         );
     }
+    let digest = sluice_slm::sha256_file(&model)
+        .with_context(|| format!("cannot read model file {}", model.display()))?;
+    let policies = policies.for_model(digest)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -92,9 +92,10 @@ pub async fn collect(
             })
             .await
             .with_context(|| format!("item {}", item.id))?;
-        let prefill = all_prefill_features(model, &messages)
-            .await
-            .with_context(|| format!("item {}", item.id))?;
+        let (prefill, _states) =
+            all_prefill_features(model, &messages, policy.scoring.probe.as_deref())
+                .await
+                .with_context(|| format!("item {}", item.id))?;
         let features = request_features(&messages, Some(&draft), prefill);
         let row = Row {
             id: item.id.clone(),
@@ -124,8 +125,13 @@ pub async fn collect(
 pub fn read_rows(path: &Path, items: &[Item], policy: &Policy) -> anyhow::Result<Vec<Row>> {
     let mut by_id = std::collections::HashMap::new();
     for (line, mut row) in jsonl::read::<Row>(path, "a row written by `sluice eval --out`")? {
+        // `hidden_probe` exists only where a probe was given; the others always.
+        let needed = |f: &Feature| {
+            *f != Feature::HiddenProbe || policy.scoring.weights.uses_feature(Feature::HiddenProbe)
+        };
         if let Some(f) = FEATURES
             .iter()
+            .filter(|f| needed(f))
             .find(|f| !row.features.contains_key(f.as_str()))
         {
             bail!(

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use sluice_policy::{Message, Policy, Role, RuleAction};
 use sluice_router::{
-    confidence, decide, explain_rules, prefill_features, request_features, LocalModel,
+    confidence, decide, explain_rules, prefill_features, prescreen, request_features, LocalModel,
     LocalRequest, RuleInput,
 };
 use sluice_slm::SlmModel;
@@ -131,8 +131,14 @@ async fn score(
 ) -> anyhow::Result<String> {
     let mut out = String::new();
     let method = policy.scoring.method;
-    let prefill = prefill_features(model, messages, &policy.scoring.weights).await?;
-    let draft = if method.drafts() {
+    policy.check_model(model.sha256())?;
+    let prefill = if policy.scoring.uses_prefill() {
+        prefill_features(model, messages, &policy.scoring).await?
+    } else {
+        sluice_router::FeatureValues::default()
+    };
+    let early = prescreen(policy, &prefill);
+    let draft = if method.drafts() && early.is_none() {
         let draft = model
             .draft(LocalRequest {
                 messages: messages.to_vec(),
@@ -164,8 +170,14 @@ async fn score(
         let w = weight(*f).map_or_else(|| "-".to_owned(), |w| format!("{w:.4}"));
         let _ = writeln!(out, "  {:<16} {v:>10.4} {w:>10}", f.as_str());
     }
-    let c = confidence(&policy.scoring.weights, &features);
-    let d = decide(policy, tenant, c);
+    let d = early.unwrap_or_else(|| {
+        decide(
+            policy,
+            tenant,
+            confidence(&policy.scoring.weights, &features),
+        )
+    });
+    let c = d.confidence.unwrap_or_default();
     let route = match d.route {
         sluice_router::RouteChoice::Local => "local".to_owned(),
         sluice_router::RouteChoice::Remote => format!(

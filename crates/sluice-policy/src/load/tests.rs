@@ -2,6 +2,7 @@
 
 mod budget;
 mod cache;
+mod probe;
 mod rules;
 mod thresholds;
 mod tier;
@@ -132,6 +133,8 @@ fn full_file_parses_into_domain_values() {
                 terms: vec![(Feature::MeanLogprob, 3.0), (Feature::MinLogprob, 0.2)],
             },
             tenant_thresholds: Default::default(),
+            probe: None,
+            escalate_below: None,
         },
         on_upstream_failure: OnUpstreamFailure::Error,
         cache: CacheSettings::default(),
@@ -282,7 +285,7 @@ fn scoring_methods_and_the_features_they_compute() {
     assert_eq!(
         message,
         "expected a scoring method among answer_confidence, difficulty_probe, prompt_surprise, \
-         found \"vibes\""
+         prefill_probe, cascade, found \"vibes\""
     );
     // A pre-route method cannot use features of a draft it does not make.
     let src = full_with("method: answer_confidence", "method: difficulty_probe");

@@ -123,9 +123,25 @@ use agreement::{verdicts, Set};
 
 /// Validation's verdict on a policy, read as YAML.
 fn validation_accepts(yaml: &str) -> Result<(), String> {
-    parse_policy(yaml, Path::new("case.yaml"), &|_| None)
+    parse_policy(yaml, &probe_dir().join("case.yaml"), &|_| None)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// A directory holding `probe.json`, a valid probe file, for the policies that name one.
+fn probe_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("sluice-schema-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let probe = format!(
+            r#"{{"version": 1, "model_sha256": "{}", "hidden_size": 1,
+                "components": [{{"state": 0, "pool": "last", "bias": 0, "weights": [1]}}]}}"#,
+            "0".repeat(64)
+        );
+        std::fs::write(dir.join("probe.json"), probe).unwrap();
+        dir
+    })
 }
 
 /// The schema's verdict on a policy, read as YAML.
@@ -192,8 +208,10 @@ tiers:
     price: { input_per_mtok: 3, output_per_mtok: 15 }
     timeout: 2h
 scoring:
-  method: answer_confidence
+  method: cascade
   threshold: 0.5
+  escalate_below: 0.1
+  probe: probe.json
   weights:
     bias: 3.0
     mean_logprob: 2.5
@@ -209,6 +227,7 @@ scoring:
     question_words: 0.2
     prompt_nll: -0.3
     probe_log_odds: 0.4
+    hidden_probe: 0.7
   tenant_thresholds: { acme: 0.7, initech: 0 }
 on_upstream_failure: error
 cache:
@@ -355,7 +374,9 @@ fn every_choice_in_the_schema_is_valid() {
     for method in choices(&format!("{props}/scoring/properties/method/enum")) {
         all.push((
             "/scoring",
-            Set(json!({ "method": method, "threshold": 0.5, "weights": { "bias": 1 } })),
+            Set(json!({
+                "method": method, "threshold": 0.5, "weights": { "bias": 1 }, "probe": "probe.json",
+            })),
         ));
     }
     let features = schema

@@ -6,8 +6,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy, RuleAction};
 use sluice_router::{
-    confidence, decide, first_match, prefill_features, request_features, Decision, Draft,
-    FeatureValues, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
+    confidence, decide, first_match, prefill_features, prescreen, request_features, Decision,
+    Draft, FeatureValues, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
 };
 
 use super::cache::{CachedAnswer, Caches, Probe};
@@ -399,21 +399,27 @@ impl Gateway {
     ) -> Result<Scored, GatewayError> {
         let local = self.local()?;
         let t = Instant::now();
-        let weights = &policy.scoring.weights;
-        let prefill = if weights.uses_prefill() {
+        let prefill = if policy.scoring.uses_prefill() {
             let _g = self.metrics().slm_guard();
-            prefill_features(local.as_ref(), &input.messages, weights).await?
+            prefill_features(local.as_ref(), &input.messages, &policy.scoring).await?
         } else {
             FeatureValues::default()
         };
-        let draft = if policy.scoring.method.drafts() {
+        // `cascade`'s first stage may escalate before any draft.
+        let early = prescreen(policy, &prefill);
+        let draft = if policy.scoring.method.drafts() && early.is_none() {
             Some(self.draft(policy, input).await?)
         } else {
             None
         };
         let features = request_features(&input.messages, draft.as_ref(), prefill);
-        let c = confidence(&policy.scoring.weights, &features);
-        let decision = decide(policy, &input.tenant, c);
+        let decision = early.unwrap_or_else(|| {
+            decide(
+                policy,
+                &input.tenant,
+                confidence(&policy.scoring.weights, &features),
+            )
+        });
         let info = DecisionInfo {
             confidence: decision.confidence,
             threshold: decision.threshold,

@@ -10,6 +10,8 @@ use sluice_policy::{Policy, PolicyError, PolicySet};
 pub struct PolicyStore {
     path: PathBuf,
     current: RwLock<Arc<PolicySet>>,
+    /// The served model file's SHA-256, which every policy's probe must have been fitted on.
+    model_sha256: Option<String>,
 }
 
 impl PolicyStore {
@@ -19,7 +21,16 @@ impl PolicyStore {
         Ok(Self {
             path: path.to_path_buf(),
             current: RwLock::new(Arc::new(set)),
+            model_sha256: None,
         })
+    }
+
+    /// Holds the policies to the served model: refuses them now, and on every reload, when a
+    /// probe was fitted on another model file.
+    pub fn for_model(mut self, model_sha256: String) -> Result<Self, PolicyError> {
+        self.snapshot().check_model(&model_sha256)?;
+        self.model_sha256 = Some(model_sha256);
+        Ok(self)
     }
 
     pub fn path(&self) -> &Path {
@@ -42,6 +53,9 @@ impl PolicyStore {
     /// Re-read the files. On error the running set stays.
     pub fn reload(&self) -> Result<Arc<PolicySet>, PolicyError> {
         let set = Arc::new(PolicySet::load(&self.path)?);
+        if let Some(sha) = &self.model_sha256 {
+            set.check_model(sha)?;
+        }
         match self.current.write() {
             Ok(mut g) => *g = set.clone(),
             Err(p) => *p.into_inner() = set.clone(),
