@@ -21,7 +21,7 @@ mod validate;
 
 pub use chat::{GenParams, Message, Role};
 pub use error::PolicyError;
-pub use hidden_probe::{HiddenProbe, Pool, ProbeComponent, PromptStates};
+pub use hidden_probe::{HiddenProbe, Pool, ProbeComponent, PromptStates, PROBE_VERSION};
 pub use load::{load_policy_file, parse_policy};
 pub use model::*;
 pub use pii::PiiKind;

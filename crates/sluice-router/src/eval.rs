@@ -6,10 +6,14 @@ pub mod grade;
 pub mod logistic;
 pub mod metrics;
 pub mod plot;
+pub mod probe_fit;
 pub mod routing;
 
 pub use grade::{grade, normalize, GradeKind};
-pub use logistic::{cross_val_scores, fit_logistic, threshold_for_escalation_rate, LogisticFit};
+pub use logistic::{
+    cross_val_scores, fit_logistic, group_assignment, kfold_assignment, scores_by_folds,
+    threshold_for_escalation_rate, LogisticFit,
+};
 pub use metrics::{auprc, auroc};
 pub use plot::{line_chart_svg, Marker, Series};
 pub use routing::{

@@ -135,3 +135,49 @@ fn threshold_with_ties_picks_nearest_achievable_share() {
     assert_eq!(share(1.0), 10);
     assert!(threshold_for_escalation_rate(&[], 0.5).is_nan());
 }
+
+#[test]
+fn the_wide_solver_reaches_newtons_optimum() {
+    // 120 rows, 1 + 90 columns (more than WIDE_COLUMNS), some signal in a few of them.
+    let mut rng = XorShift::new(11);
+    let design: Vec<Vec<f64>> = (0..120)
+        .map(|_| {
+            std::iter::once(1.0)
+                .chain((0..90).map(|_| rng.unit() * 2.0 - 1.0))
+                .collect()
+        })
+        .collect();
+    let targets: Vec<f64> = design
+        .iter()
+        .map(|r| f64::from(u8::from(r[1] - 0.5 * r[2] + 0.3 * (rng.unit() - 0.5) > 0.0)))
+        .collect();
+    for l2 in [1.0, 10.0, 100.0] {
+        let (newton, fast) = super::solvers_for_test(&design, &targets, l2);
+        let diff = newton
+            .iter()
+            .zip(&fast)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-5, "l2 {l2}: coefficients differ by {diff}");
+        // and the fit found the signal
+        assert!(newton[1] > 0.0 && newton[2] < 0.0);
+    }
+}
+
+#[test]
+fn wide_fits_go_through_fit_logistic() {
+    let mut rng = XorShift::new(5);
+    let xs: Vec<Vec<f64>> = (0..80)
+        .map(|_| (0..100).map(|_| rng.unit()).collect())
+        .collect();
+    let ys: Vec<bool> = xs.iter().map(|x| x[0] > 0.5).collect();
+    let fit = fit_logistic(&xs, &ys, 10.0);
+    assert_eq!(fit.weights.len(), 100);
+    assert!(fit.weights[0] > 0.0);
+    let right = xs
+        .iter()
+        .zip(&ys)
+        .filter(|(x, y)| (fit.predict(x) > 0.5) == **y)
+        .count();
+    assert!(right > 60, "{right} of 80");
+}
