@@ -117,7 +117,9 @@ mod tests {
     fn data(rows: usize) -> (Vec<PromptStates>, Vec<bool>) {
         let mut seed = 1u64;
         let mut noise = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         let mut states = Vec::new();
