@@ -17,5 +17,5 @@ pub use lexical::{lexical_features, request_features};
 pub use local::{
     Draft, FinishReason, LocalError, LocalEvent, LocalModel, LocalRequest, PromptStats, TokenStat,
 };
-pub use probe::{all_prefill_features, prefill_features};
+pub use probe::{all_prefill_features, prefill_features, Prefilled};
 pub use rules::{explain as explain_rules, first_match, RuleInput, RuleMatch};

@@ -70,19 +70,35 @@ pub async fn prefill_features(
     Ok(values)
 }
 
+/// What `all_prefill_features` computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefilled {
+    pub values: FeatureValues,
+    /// The prompt's pooled hidden states, when the model returns them.
+    pub states: Option<PromptStates>,
+    /// Time of the prompt's prefill alone (not the classification prompt's), milliseconds.
+    pub prefill_ms: f64,
+}
+
 /// Every prefill and probe feature, whatever the weights (for evaluation and calibration),
 /// and the pooled hidden states when the model returns them; `hidden_probe` only with a probe.
 pub async fn all_prefill_features(
     model: &dyn LocalModel,
     messages: &[Message],
     probe: Option<&HiddenProbe>,
-) -> Result<(FeatureValues, Option<PromptStates>), LocalError> {
+) -> Result<Prefilled, LocalError> {
+    let started = std::time::Instant::now();
     let (mut values, states) = prefill(model, messages, true, probe).await?;
+    let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
     values.0.push((
         Feature::ProbeLogOdds,
         probe_log_odds(model, messages).await?,
     ));
-    Ok((values, states))
+    Ok(Prefilled {
+        values,
+        states,
+        prefill_ms,
+    })
 }
 
 /// One prefill of the prompt: `prompt_nll`, and `hidden_probe` when there is a probe.

@@ -1,5 +1,8 @@
-//! `sluice calibrate`: fit the policy's logistic weights on labelled prompts, pick the threshold
-//! for a target escalation rate, and write the policy with them.
+//! `sluice calibrate`: fit the policy's logistic weights on labelled prompts (and, with
+//! `--fit-probe`, the hidden-state probe), pick the threshold for a target escalation rate or
+//! quality, and write the policy with them.
+
+pub mod probe;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -70,23 +73,53 @@ pub fn check_features(method: ScoringMethod, only: &[Feature]) -> anyhow::Result
 /// What calibration found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
+    pub method: ScoringMethod,
     pub bias: f64,
     pub weights: Vec<(&'static str, f64)>,
     pub threshold: f64,
     pub cv_auroc: f64,
     pub escalated: f64,
+    /// `cascade`: the first stage's cut on the probe's probability, and the share of rows
+    /// below it (escalated without a draft).
+    pub escalate_below: Option<(f64, f64)>,
+    /// The probe file as the policy names it, when `--fit-probe` wrote a new one.
+    pub probe: Option<String>,
 }
 
 /// Fit on every row, report held-out AUROC from 5-fold cross-validation, pick the threshold
 /// for the target. A quality target is met on the held-out scores (an honest estimate of how
-/// many must escalate), and needs whether the large model is right on each row.
+/// many must escalate), and needs whether the large model is right on each row. `hidden_probe`
+/// is each row's held-out probe log-odds (`--fit-probe`), or else the value in the rows; the
+/// method `cascade` also gets its first stage's cut from it.
 pub fn calibrate(
     rows: &[Row],
     method: ScoringMethod,
     only: &[Feature],
     target: Target,
     large_right: Option<&[bool]>,
+    hidden_probe: Option<&[f64]>,
 ) -> anyhow::Result<Calibration> {
+    let mut rows = std::borrow::Cow::Borrowed(rows);
+    if let Some(z) = hidden_probe {
+        if z.len() != rows.len() {
+            bail!("{} rows but {} probe scores", rows.len(), z.len());
+        }
+        for (row, z) in rows.to_mut().iter_mut().zip(z) {
+            row.features
+                .insert(Feature::HiddenProbe.as_str().to_owned(), *z);
+        }
+    }
+    if method.needs_probe()
+        && rows
+            .iter()
+            .any(|r| !r.features.contains_key("hidden_probe"))
+    {
+        bail!(
+            "method {} reads the hidden-state probe, and the rows have no hidden_probe values: \
+             give --fit-probe FILE (with the model file) to fit one",
+            method.as_str()
+        );
+    }
     let labels: Vec<bool> = rows.iter().map(|r| r.right).collect();
     if labels.iter().all(|l| *l) || labels.iter().all(|l| !*l) {
         bail!("the data has only right or only wrong local answers: nothing to separate");
@@ -138,7 +171,23 @@ pub fn calibrate(
     let threshold = threshold_for_escalation_rate(&scores, share);
     let escalated =
         scores.iter().filter(|s| **s < threshold).count() as f64 / scores.len().max(1) as f64;
+    // The cascade's first stage, cut on the held-out scores as the quality target was.
+    let escalate_below = (method == ScoringMethod::Cascade).then(|| {
+        let k = (share * rows.len() as f64).round() as usize;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| cv[a].total_cmp(&cv[b]));
+        let mut second = vec![false; rows.len()];
+        for &i in order.iter().take(k) {
+            second[i] = true;
+        }
+        let z: Vec<f64> = rows
+            .iter()
+            .map(|r| r.features.get("hidden_probe").copied().unwrap_or(0.0))
+            .collect();
+        probe::escalate_below(&z, &second)
+    });
     Ok(Calibration {
+        method,
         bias: fit.bias,
         weights: used
             .iter()
@@ -148,12 +197,15 @@ pub fn calibrate(
         threshold,
         cv_auroc,
         escalated,
+        escalate_below,
+        probe: None,
     })
 }
 
-/// The policy text with its `scoring.threshold` and `scoring.weights` replaced, everything
-/// else (comments included) kept. Expects `threshold:` and `weights:` lines inside `scoring:`;
-/// a `weights: {` flow mapping may span lines until its closing brace.
+/// The policy text with its `scoring.method`, `threshold` and `weights` replaced (and
+/// `escalate_below`, and `probe` when a new probe was fitted), everything else (comments
+/// included) kept. Expects `threshold:` and `weights:` lines inside `scoring:`; a `weights: {`
+/// flow mapping may span lines until its closing brace.
 pub fn rewrite_policy(src: &str, c: &Calibration) -> anyhow::Result<String> {
     let mut weights = format!("{{ bias: {:.6}", c.bias);
     for (name, w) in &c.weights {
@@ -161,8 +213,9 @@ pub fn rewrite_policy(src: &str, c: &Calibration) -> anyhow::Result<String> {
     }
     weights.push_str(" }");
     let mut out = String::with_capacity(src.len());
-    let (mut in_scoring, mut skipping, mut saw_threshold, mut saw_weights) =
-        (false, false, false, false);
+    let (mut in_scoring, mut skipping, mut saw_threshold, mut saw_weights, mut saw_method) =
+        (false, false, false, false, false);
+    let mut added = String::new();
     for line in src.lines() {
         if skipping {
             if line.contains('}') {
@@ -173,10 +226,33 @@ pub fn rewrite_policy(src: &str, c: &Calibration) -> anyhow::Result<String> {
         let top_level = !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty();
         if top_level {
             in_scoring = line.starts_with("scoring:");
+            if in_scoring {
+                out.push_str(line);
+                out.push('\n');
+                added = String::new();
+                continue;
+            }
         }
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
-        if in_scoring && trimmed.starts_with("threshold:") {
+        if in_scoring && added.is_empty() && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            // The keys that may be new go right after `method:` (or first in the section).
+            if let Some(p) = &c.probe {
+                let _ = writeln!(added, "{indent}probe: {p}");
+            }
+            if let Some((cut, _)) = c.escalate_below {
+                let _ = writeln!(
+                    added,
+                    "{indent}escalate_below: {cut:.6}   # set by sluice calibrate"
+                );
+            }
+        }
+        if in_scoring && trimmed.starts_with("method:") {
+            let comment = trimmed.find(" #").map_or("", |i| &trimmed[i..]);
+            let _ = writeln!(out, "{indent}method: {}{comment}", c.method.as_str());
+            out.push_str(&added);
+            saw_method = true;
+        } else if in_scoring && trimmed.starts_with("threshold:") {
             let _ = writeln!(
                 out,
                 "{indent}threshold: {:.6}   # set by sluice calibrate",
@@ -187,19 +263,29 @@ pub fn rewrite_policy(src: &str, c: &Calibration) -> anyhow::Result<String> {
             let _ = writeln!(out, "{indent}weights: {weights}");
             saw_weights = true;
             skipping = trimmed.contains('{') && !trimmed.contains('}');
+        } else if in_scoring
+            && (trimmed.starts_with("escalate_below:")
+                || (c.probe.is_some() && trimmed.starts_with("probe:")))
+        {
+            // Replaced by the lines added after `method:`.
         } else {
             out.push_str(line);
             out.push('\n');
         }
     }
-    if !saw_threshold || !saw_weights {
+    if !saw_threshold || !saw_weights || !saw_method {
+        let missing: Vec<&str> = [
+            (saw_method, "method"),
+            (saw_threshold, "threshold"),
+            (saw_weights, "weights"),
+        ]
+        .iter()
+        .filter(|(saw, _)| !saw)
+        .map(|(_, key)| *key)
+        .collect();
         bail!(
-            "expected `threshold:` and `weights:` lines under `scoring:` in the policy, found {}",
-            match (saw_threshold, saw_weights) {
-                (false, false) => "neither",
-                (false, true) => "no threshold",
-                _ => "no weights",
-            }
+            "expected `method:`, `threshold:` and `weights:` lines under `scoring:` in the policy, found no {}",
+            missing.join(", no ")
         );
     }
     Ok(out)
@@ -241,11 +327,14 @@ mod tests {
 
     fn calib() -> Calibration {
         Calibration {
+            method: ScoringMethod::AnswerConfidence,
             bias: -1.5,
             weights: vec![("mean_logprob", 2.0), ("stopped", 0.5)],
             threshold: 0.3,
             cv_auroc: 0.7,
             escalated: 0.8,
+            escalate_below: None,
+            probe: None,
         }
     }
 
@@ -287,9 +376,59 @@ mod tests {
     }
 
     #[test]
+    fn a_cascade_gets_its_probe_and_first_stage_cut_after_the_method() {
+        let dir = std::env::temp_dir().join(format!("sluice-rewrite-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("probes")).unwrap();
+        let component = sluice_policy::ProbeComponent {
+            state: 0,
+            pool: sluice_policy::Pool::Last,
+            bias: 0.0,
+            weights: vec![1.0, -1.0],
+        };
+        let file = sluice_router::eval::probe_fit::probe_file(
+            &"ab".repeat(32),
+            vec![component],
+            "test".into(),
+        );
+        probe::write(&dir.join("probes/p.json"), &file).unwrap();
+        let src = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml"),
+        )
+        .unwrap();
+        let mut c = calib();
+        c.method = ScoringMethod::Cascade;
+        c.escalate_below = Some((0.125, 0.1));
+        c.probe = Some("probes/p.json".into());
+        let text = rewrite_policy(&src, &c).unwrap();
+        assert!(
+            text.contains("  method: cascade\n  probe: probes/p.json\n  escalate_below: 0.125000"),
+            "{text}"
+        );
+        let env = |_: &str| None;
+        let p = sluice_policy::parse_policy(&text, &dir.join("p.yaml"), &env).unwrap();
+        assert_eq!(p.scoring.method, ScoringMethod::Cascade);
+        assert_eq!(p.scoring.escalate_below, Some(0.125));
+        assert_eq!(p.scoring.probe.as_deref(), Some(&file));
+
+        // Calibrated again, as answer_confidence: no cut; the probe line stays when no new
+        // probe was fitted.
+        let mut again = calib();
+        again.probe = None;
+        let text = rewrite_policy(&text, &again).unwrap();
+        assert!(!text.contains("escalate_below"), "{text}");
+        assert!(text.contains("  probe: probes/p.json\n"), "{text}");
+        assert_eq!(text.matches("method:").count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_policy_without_scoring_lines_is_refused() {
         let err = rewrite_policy("version: 1\nname: x\n", &calib()).unwrap_err();
-        assert!(err.to_string().contains("neither"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("found no method, no threshold, no weights"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -313,6 +452,8 @@ mod tests {
                     confidence: 0.5,
                     features,
                     draft: String::new(),
+                    prefill_ms: 0.0,
+                    draft_ms: 0.0,
                 }
             })
             .collect();
@@ -321,6 +462,7 @@ mod tests {
             ScoringMethod::AnswerConfidence,
             &[],
             Target::Escalation(0.75),
+            None,
             None,
         )
         .unwrap();
@@ -332,6 +474,7 @@ mod tests {
             ScoringMethod::AnswerConfidence,
             &[],
             Target::Escalation(1.5),
+            None,
             None
         )
         .is_err());
@@ -345,6 +488,7 @@ mod tests {
             &[],
             Target::Quality(1.0),
             Some(&large),
+            None,
         )
         .unwrap();
         assert!((full.escalated - 0.75).abs() < 0.02, "{}", full.escalated);
@@ -354,6 +498,7 @@ mod tests {
             &[],
             Target::Quality(0.5),
             Some(&large),
+            None,
         )
         .unwrap();
         assert!(half.escalated < 0.3, "{}", half.escalated);
@@ -362,6 +507,7 @@ mod tests {
             ScoringMethod::AnswerConfidence,
             &[],
             Target::Quality(0.9),
+            None,
             None
         )
         .is_err());
@@ -372,6 +518,7 @@ mod tests {
             ScoringMethod::PromptSurprise,
             &[],
             Target::Escalation(0.5),
+            None,
             None,
         )
         .unwrap();
@@ -390,6 +537,7 @@ mod tests {
             &only,
             Target::Escalation(0.5),
             None,
+            None,
         )
         .unwrap();
         let names: Vec<&str> = c.weights.iter().map(|(n, _)| *n).collect();
@@ -400,6 +548,7 @@ mod tests {
             ScoringMethod::PromptSurprise,
             &only,
             Target::Escalation(0.5),
+            None,
             None,
         )
         .unwrap_err()

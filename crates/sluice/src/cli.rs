@@ -88,6 +88,15 @@ pub enum Command {
         /// (comma-separated); default: every feature the policy's scoring method computes.
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
+        /// Calibrate for this scoring method instead of the policy's (answer_confidence,
+        /// difficulty_probe, prompt_surprise, prefill_probe, cascade); the policy is written
+        /// with it.
+        #[arg(long, value_parser = scoring_method)]
+        method: Option<sluice_policy::ScoringMethod>,
+        /// Fit the hidden-state probe on the prompts (needs the model file), write it to this
+        /// file, and name it in the policy; the weights are fitted on its held-out scores.
+        #[arg(long)]
+        fit_probe: Option<PathBuf>,
         /// Write the calibrated policy to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -254,6 +263,20 @@ fn seconds(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("expected seconds ≥ 0, e.g. 2 or 0.5, found {s:?}")),
     }
+}
+
+/// A scoring method's name.
+fn scoring_method(s: &str) -> Result<sluice_policy::ScoringMethod, String> {
+    sluice_policy::ScoringMethod::ALL
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = sluice_policy::ScoringMethod::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect();
+            format!("expected one of {}, found {s:?}", names.join(", "))
+        })
 }
 
 /// A share in [0, 1], checked before any work starts.

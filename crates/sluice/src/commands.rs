@@ -99,6 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target_escalation,
             target_quality,
             features,
+            method,
+            fit_probe,
             out,
             write,
         } => {
@@ -108,7 +110,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => bail!("give one of --target-escalation or --target-quality"),
             };
             let features = crate::calibrate::parse_features(&features)?;
-            crate::eval::run::calibrate(&run, &large, target, &features, out.as_deref(), write)
+            let how = crate::eval::run::CalibrateArgs {
+                target,
+                features: &features,
+                method,
+                fit_probe: fit_probe.as_deref(),
+                out: out.as_deref(),
+                write_in_place: write,
+            };
+            crate::eval::run::calibrate(&run, &large, how)
         }
     }
 }

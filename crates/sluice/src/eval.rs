@@ -5,6 +5,7 @@
 pub mod data;
 pub mod jsonl;
 pub mod large;
+pub mod methods;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -15,7 +16,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use sluice_policy::{Feature, Message, Policy, Role};
+use std::time::Instant;
+
+use sluice_policy::{Feature, Message, Policy, PromptStates, Role};
+use sluice_router::eval::probe_fit::probe_inputs;
 use sluice_router::{
     all_prefill_features, confidence, request_features, FeatureValues, LocalModel, LocalRequest,
 };
@@ -38,6 +42,12 @@ pub struct Row {
     #[serde(deserialize_with = "exact_floats")]
     pub features: BTreeMap<String, f64>,
     pub draft: String,
+    /// Time of the prompt's prefill (the pre-route methods' and the probe's cost), ms.
+    #[serde(default)]
+    pub prefill_ms: f64,
+    /// Time of the greedy draft (what `answer_confidence` waits for), ms.
+    #[serde(default)]
+    pub draft_ms: f64,
 }
 
 /// Feature values read back bit for bit: serde_json's default float parsing may be off by an
@@ -70,18 +80,21 @@ impl Row {
 }
 
 /// Draft and grade every item; each row also goes to `out` as a JSON line as it is made.
+/// Also returns each prompt's hidden states (the probe's inputs only) when the model gives them.
 pub async fn collect(
     model: &dyn LocalModel,
     policy: &Policy,
     items: &[Item],
     max_tokens: u32,
     out: Option<&Path>,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<(Vec<Row>, Option<Vec<PromptStates>>)> {
     let mut rows: Vec<Row> = Vec::with_capacity(items.len());
+    let mut states = Some(Vec::with_capacity(items.len()));
     let mut out = jsonl::Writer::create(out)?;
     let mut progress = Progress::new("local", items.len());
     for item in items {
         let messages = vec![Message::new(Role::User, &item.prompt)];
+        let started = Instant::now();
         let draft = model
             .draft(LocalRequest {
                 messages: messages.clone(),
@@ -92,11 +105,12 @@ pub async fn collect(
             })
             .await
             .with_context(|| format!("item {}", item.id))?;
-        let (prefill, _states) =
-            all_prefill_features(model, &messages, policy.scoring.probe.as_deref())
-                .await
-                .with_context(|| format!("item {}", item.id))?;
-        let features = request_features(&messages, Some(&draft), prefill);
+        let draft_ms = started.elapsed().as_secs_f64() * 1e3;
+        let prefill = all_prefill_features(model, &messages, policy.scoring.probe.as_deref())
+            .await
+            .with_context(|| format!("item {}", item.id))?;
+        keep_probe_inputs(&mut states, prefill.states);
+        let features = request_features(&messages, Some(&draft), prefill.values);
         let row = Row {
             id: item.id.clone(),
             task: item.task.clone(),
@@ -108,6 +122,8 @@ pub async fn collect(
                 .map(|(f, v)| (f.as_str().to_owned(), *v))
                 .collect(),
             draft: draft.text,
+            prefill_ms: round_ms(prefill.prefill_ms),
+            draft_ms: round_ms(draft_ms),
         };
         if let Some(w) = out.as_mut() {
             w.write(&row)?;
@@ -116,7 +132,53 @@ pub async fn collect(
         progress.step();
     }
     progress.finish();
-    Ok(rows)
+    Ok((rows, states))
+}
+
+/// Each item's hidden states (the probe's inputs only), from one prefill per item; `None`
+/// when the model returns no states.
+pub async fn collect_states(
+    model: &dyn LocalModel,
+    items: &[Item],
+) -> anyhow::Result<Option<Vec<PromptStates>>> {
+    let mut states = Some(Vec::with_capacity(items.len()));
+    let mut progress = Progress::new("hidden states", items.len());
+    for item in items {
+        let messages = vec![Message::new(Role::User, &item.prompt)];
+        let stats = model
+            .prompt_stats(&messages)
+            .await
+            .with_context(|| format!("item {}", item.id))?;
+        keep_probe_inputs(&mut states, stats.states);
+        if states.is_none() {
+            break;
+        }
+        progress.step();
+    }
+    progress.finish();
+    Ok(states)
+}
+
+/// Appends the probe's inputs of `got` (the other states emptied, to save memory); one row
+/// without states makes the whole set `None`.
+fn keep_probe_inputs(states: &mut Option<Vec<PromptStates>>, got: Option<PromptStates>) {
+    let (Some(all), Some(mut s)) = (states.as_mut(), got) else {
+        *states = None;
+        return;
+    };
+    let inputs = probe_inputs(s.last.len());
+    for (k, (last, mean)) in s.last.iter_mut().zip(s.mean.iter_mut()).enumerate() {
+        if !inputs.iter().any(|(state, _)| *state == k) {
+            *last = Vec::new();
+            *mean = Vec::new();
+        }
+    }
+    all.push(s);
+}
+
+/// Milliseconds to 0.1 ms, so rows stay short.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
 }
 
 /// Rows an earlier run wrote with `--out`, for exactly these items and in their order, with

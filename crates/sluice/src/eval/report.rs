@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sluice_policy::{Feature, Policy, Tier};
+use sluice_policy::{Feature, Policy, PromptStates, Tier};
 use sluice_router::eval::routing::{
     apgr, min_escalated_for_quality, pgr, point_at_share, random_curve, routing_curve, CurvePoint,
     Outcome,
@@ -12,6 +12,7 @@ use sluice_router::eval::routing::{
 use sluice_router::eval::{auprc, auroc, cross_val_scores, fit_logistic};
 
 use super::large::LargeAnswer;
+use super::methods::Methods;
 use super::{Row, FEATURES};
 
 /// Regularisation of the logistic fits (summed log-loss + l2/2·‖w‖² on standardised features).
@@ -43,6 +44,8 @@ pub struct Report {
     pub ranking: Vec<Ranking>,
     pub fitted: Fitted,
     pub routing: Option<Routing>,
+    /// The scoring methods side by side, k-fold and leave-one-task-out.
+    pub methods: Methods,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +87,9 @@ pub struct Routing {
     pub routers: Vec<RouterResult>,
     /// Where the policy's own threshold puts it.
     pub at_threshold: Point,
+    /// Mean local time the requests the policy escalates wait before their tier is called
+    /// (its draft, and its prefill when it uses one), ms, from the rows' measured times.
+    pub at_threshold_added_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +118,12 @@ fn share(n: usize, of: usize) -> f64 {
 }
 
 /// Everything the report shows, computed from the graded rows (and the large side if any).
-pub fn build(policy: &Policy, rows: &[Row], large: Option<&LargeSide<'_>>) -> Report {
+pub fn build(
+    policy: &Policy,
+    rows: &[Row],
+    large: Option<&LargeSide<'_>>,
+    states: Option<&[PromptStates]>,
+) -> Report {
     let labels: Vec<bool> = rows.iter().map(|r| r.right).collect();
     let xs: Vec<Vec<f64>> = rows.iter().map(Row::x).collect();
     let conf: Vec<f64> = rows.iter().map(|r| r.confidence).collect();
@@ -184,9 +195,28 @@ pub fn build(policy: &Policy, rows: &[Row], large: Option<&LargeSide<'_>>) -> Re
             .filter(|c| **c < policy.scoring.threshold)
             .count();
         let p = policy_curve[escalated];
+        let waits: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.confidence < policy.scoring.threshold)
+            .map(|r| {
+                let draft = if policy.scoring.method.drafts() {
+                    r.draft_ms
+                } else {
+                    0.0
+                };
+                let prefill = if policy.scoring.uses_prefill() {
+                    r.prefill_ms
+                } else {
+                    0.0
+                };
+                draft + prefill
+            })
+            .collect();
         Routing {
             routers,
             at_threshold: point(&policy_curve, &p),
+            at_threshold_added_ms: (!waits.is_empty())
+                .then(|| waits.iter().sum::<f64>() / waits.len() as f64),
         }
     });
 
@@ -210,6 +240,7 @@ pub fn build(policy: &Policy, rows: &[Row], large: Option<&LargeSide<'_>>) -> Re
         ranking,
         fitted,
         routing,
+        methods: super::methods::compare(rows, states, large),
     }
 }
 

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use sluice_policy::{Policy, Tier};
+use sluice_policy::{Policy, PromptStates, Tier};
 use sluice_slm::SlmModel;
 
 use super::large::{ask_tier, read_answers, LargeAnswer};
 use super::report::LargeSide;
-use super::{collect, data, read_rows, report, table, Row};
+use super::{collect, collect_states, data, read_rows, report, table, Row};
 use crate::calibrate::Target;
 use crate::cli::{DraftRun, LargeArgs};
 
@@ -25,6 +25,10 @@ struct Prepared {
     policy: Policy,
     rows: Vec<Row>,
     large: Option<(Tier, Vec<LargeAnswer>, Vec<bool>)>,
+    /// Each item's hidden states, when the model was there to give them.
+    states: Option<Vec<PromptStates>>,
+    /// The model file's SHA-256, when it was read.
+    model_sha256: Option<String>,
 }
 
 impl Prepared {
@@ -73,13 +77,28 @@ fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow
             }
             _ => None,
         };
-        let rows = match &run.rows {
-            Some(path) => read_rows(path, &items, &policy)?,
-            None => {
+        // The model, when its file is there: to draft, or (with --rows) for the hidden
+        // states only, one prefill per item.
+        let slm = match run.model.is_file() {
+            true => {
                 let slm = SlmModel::load(&run.model).await?;
-                let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
-                collect(&slm, &policy, &items, max_tokens, rows_out).await?
+                policy.check_model(slm.sha256())?;
+                Some(slm)
             }
+            false => None,
+        };
+        let model_sha256 = slm.as_ref().map(|m| m.sha256().to_owned());
+        let (rows, states) = match (&run.rows, &slm) {
+            (Some(path), Some(slm)) => (
+                read_rows(path, &items, &policy)?,
+                collect_states(slm, &items).await?,
+            ),
+            (Some(path), None) => (read_rows(path, &items, &policy)?, None),
+            (None, Some(slm)) => {
+                let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
+                collect(slm, &policy, &items, max_tokens, rows_out).await?
+            }
+            (None, None) => bail!("model file {} does not exist", run.model.display()),
         };
         let large = large.map(|(tier, answers)| {
             let right = items
@@ -93,6 +112,8 @@ fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow
             policy,
             rows,
             large,
+            states,
+            model_sha256,
         })
     })
 }
@@ -139,7 +160,12 @@ pub fn eval(run: &DraftRun, large: &LargeArgs, out: Outputs<'_>) -> anyhow::Resu
         bail!("--plot needs the large model's answers: give --large FILE or --save-large FILE");
     }
     let p = prepare(run, large, out.rows)?;
-    let r = report::build(&p.policy, &p.rows, p.large_side().as_ref());
+    let r = report::build(
+        &p.policy,
+        &p.rows,
+        p.large_side().as_ref(),
+        p.states.as_deref(),
+    );
     print!("{}", table::render(&r));
     if let Some(path) = out.report {
         write(path, &(serde_json::to_string_pretty(&r)? + "\n"), "report")?;
@@ -150,35 +176,85 @@ pub fn eval(run: &DraftRun, large: &LargeArgs, out: Outputs<'_>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `sluice calibrate` is asked for beyond the prompts and the large model's answers.
+pub struct CalibrateArgs<'a> {
+    pub target: Target,
+    pub features: &'a [sluice_policy::Feature],
+    pub method: Option<sluice_policy::ScoringMethod>,
+    pub fit_probe: Option<&'a Path>,
+    pub out: Option<&'a Path>,
+    pub write_in_place: bool,
+}
+
 pub fn calibrate(
     run: &DraftRun,
     large: &LargeArgs,
-    target: Target,
-    features: &[sluice_policy::Feature],
-    out: Option<&Path>,
-    write_in_place: bool,
+    how: CalibrateArgs<'_>,
 ) -> anyhow::Result<ExitCode> {
-    if matches!(target, Target::Quality(_)) && large.large.is_none() && large.save_large.is_none() {
+    if matches!(how.target, Target::Quality(_))
+        && large.large.is_none()
+        && large.save_large.is_none()
+    {
         bail!("--target-quality needs the large model's answers: give --large FILE or --save-large FILE");
     }
+    if how.out.is_some() && how.write_in_place {
+        bail!("give either --out FILE or --write, not both");
+    }
     let policy = sluice_policy::load_policy_file(&run.policy)?;
-    crate::calibrate::check_features(policy.scoring.method, features)?;
+    let method = how.method.unwrap_or(policy.scoring.method);
+    crate::calibrate::check_features(method, how.features)?;
+    if how.fit_probe.is_some() && !run.model.is_file() {
+        bail!(
+            "--fit-probe needs the model file for the hidden states; {} does not exist",
+            run.model.display()
+        );
+    }
     let p = prepare(run, large, None)?;
     let large_right = p.large.as_ref().map(|(_, _, right)| right.as_slice());
-    let c = crate::calibrate::calibrate(
+    let fitted = match how.fit_probe {
+        None => None,
+        Some(path) => {
+            let (Some(states), Some(sha)) = (p.states.as_deref(), p.model_sha256.as_deref()) else {
+                bail!("--fit-probe: the model returned no hidden states to fit on");
+            };
+            Some((
+                path,
+                crate::calibrate::probe::fit(&p.rows, states, sha, &run.data)?,
+            ))
+        }
+    };
+    let mut c = crate::calibrate::calibrate(
         &p.rows,
-        p.policy.scoring.method,
-        features,
-        target,
+        method,
+        how.features,
+        how.target,
         large_right,
+        fitted.as_ref().map(|(_, f)| f.held_out.as_slice()),
     )?;
     eprintln!(
-        "calibrate: {} items, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
+        "calibrate: {} items, method {}, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
         p.rows.len(),
+        method.as_str(),
         c.cv_auroc,
         c.threshold,
         100.0 * c.escalated
     );
-    crate::calibrate::write(&run.policy, &c, out, write_in_place)?;
+    if let Some((cut, share)) = c.escalate_below {
+        eprintln!(
+            "calibrate: cascade first stage: escalate_below {cut:.4} sends {:.1}% on without a draft",
+            100.0 * share
+        );
+    }
+    if let Some((path, f)) = &fitted {
+        eprintln!(
+            "calibrate: probe held-out AUROC {:.3} (5-fold), {:.3} (leave-one-task-out)",
+            f.kfold_auroc, f.loto_auroc
+        );
+        // Where the policy is written is where it names the probe from.
+        let policy_path = how.out.unwrap_or(&run.policy);
+        c.probe = Some(crate::calibrate::probe::named_from(policy_path, path)?);
+        crate::calibrate::probe::write(path, &f.file)?;
+    }
+    crate::calibrate::write(&run.policy, &c, how.out, how.write_in_place)?;
     Ok(ExitCode::SUCCESS)
 }

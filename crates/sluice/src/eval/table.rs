@@ -64,6 +64,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(o, "fitted weights (all rows): {w} }}");
 
+    methods(&mut o, r);
     let Some(routing) = &r.routing else {
         let _ = writeln!(
             o,
@@ -115,7 +116,62 @@ pub fn render(r: &Report) -> String {
             "n/a".into()
         }
     );
+    if let Some(ms) = routing.at_threshold_added_ms {
+        let _ = writeln!(
+            o,
+            "policy threshold: an escalated request waits {ms:.0} ms of local work on average before its tier is called"
+        );
+    }
     o
+}
+
+/// The methods table: held-out AUROC both ways, and (with the large side) the routing figures.
+fn methods(o: &mut String, r: &Report) {
+    let m = &r.methods;
+    let _ = writeln!(
+        o,
+        "\nscoring methods, cross-validated: k-fold ({} folds) and leave-one-task-out (LOTO)\n\
+         {:<18} {:>8} {:>8} {:>7} {:>10} {:>10} {:>10} {:>12}  inputs",
+        super::report::FOLDS,
+        "method",
+        "AUROC",
+        "LOTO",
+        "APGR",
+        "local@95%",
+        "LOTO@95%",
+        "cost@95%",
+        "wait/esc ms"
+    );
+    for x in &m.results {
+        let _ = writeln!(
+            o,
+            "{:<18} {:>8.3} {:>8.3} {:>7} {:>10} {:>10} {:>10} {:>12}  {}",
+            x.method,
+            x.kfold_auroc,
+            x.loto_auroc,
+            opt(x.kfold_apgr, 3),
+            x.kfold_local_at_95.map_or("n/a".into(), pct),
+            x.loto_local_at_95.map_or("n/a".into(), pct),
+            opt(x.kfold_cost_at_95, 6),
+            opt(x.added_ms_per_escalation, 0),
+            x.inputs
+        );
+    }
+    if let (Some(s), Some(q)) = (m.cascade_first_stage_share, m.cascade_quality_at_95) {
+        let _ = writeln!(
+            o,
+            "cascade at its k-fold 95% point: {} of requests escalate on the probe alone (no draft); routed accuracy {} of large-only",
+            pct(s),
+            pct(q)
+        );
+    }
+    for s in &m.skipped {
+        let _ = writeln!(o, "skipped {s}");
+    }
+    let _ = writeln!(
+        o,
+        "(wait/esc: mean local time an escalated request waits before its tier is called, at the k-fold 95% point)"
+    );
 }
 
 /// Routed accuracy against share escalated for every router, as SVG; None without the large
