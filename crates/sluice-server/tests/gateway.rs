@@ -154,6 +154,8 @@ mod budget;
 mod cache;
 #[path = "gateway/escalation.rs"]
 mod escalation;
+#[path = "gateway/probe.rs"]
+mod probe;
 #[path = "gateway/reload.rs"]
 mod reload;
 #[path = "gateway/rules.rs"]

@@ -127,9 +127,21 @@ pub fn calibrate(
     // Only the features the policy's method computes before it decides (and, when given,
     // only those asked for).
     check_features(method, only)?;
+    // `hidden_probe` exists only where a probe scored the rows (or `--fit-probe` fitted one).
+    let has_probe = rows
+        .iter()
+        .all(|r| r.features.contains_key(Feature::HiddenProbe.as_str()));
+    if only.contains(&Feature::HiddenProbe) && !has_probe {
+        bail!(
+            "--features hidden_probe: the rows have no hidden_probe values; give --fit-probe FILE \
+             (with the model file) to fit a probe"
+        );
+    }
     let used: Vec<usize> = (0..FEATURES.len())
         .filter(|&i| {
-            method.provides(FEATURES[i]) && (only.is_empty() || only.contains(&FEATURES[i]))
+            method.provides(FEATURES[i])
+                && (only.is_empty() || only.contains(&FEATURES[i]))
+                && (FEATURES[i] != Feature::HiddenProbe || has_probe)
         })
         .collect();
     let xs: Vec<Vec<f64>> = rows
@@ -439,6 +451,7 @@ mod tests {
                 let right = i % 4 == 0;
                 let mut features: std::collections::BTreeMap<String, f64> = FEATURES
                     .iter()
+                    .filter(|f| **f != Feature::HiddenProbe)
                     .map(|f| (f.as_str().to_owned(), 0.0))
                     .collect();
                 features.insert(
@@ -542,6 +555,43 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = c.weights.iter().map(|(n, _)| *n).collect();
         assert_eq!(names.len(), 11, "{names:?}");
+        // Without probe values, every feature but hidden_probe; asking for it is an error.
+        let all = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            &[],
+            Target::Escalation(0.5),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(all.weights.iter().all(|(n, _)| *n != "hidden_probe"));
+        let e = calibrate(
+            &rows,
+            ScoringMethod::AnswerConfidence,
+            &[Feature::HiddenProbe],
+            Target::Escalation(0.5),
+            None,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no hidden_probe values"), "{e}");
+        let z: Vec<f64> = rows
+            .iter()
+            .map(|r| if r.right { 1.0 } else { -1.0 })
+            .collect();
+        let probed = calibrate(
+            &rows,
+            ScoringMethod::PrefillProbe,
+            &[Feature::HiddenProbe],
+            Target::Escalation(0.5),
+            None,
+            Some(&z),
+        )
+        .unwrap();
+        assert_eq!(probed.weights.len(), 1);
+        assert!(probed.weights[0].1 > 0.0 && probed.cv_auroc > 0.99);
         assert!(!names.contains(&"prompt_nll"));
         let e = calibrate(
             &rows,

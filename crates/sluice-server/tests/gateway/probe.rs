@@ -1,0 +1,100 @@
+//! The hidden-state probe on the real gRPC path: `prefill_probe` decides from one prefill and
+//! generates only what it keeps local; `cascade` sends a request the probe is sure about on
+//! without a draft (reason `probe_low`); a probe fitted on another model file is refused.
+//! The fake model's hidden state is `[digits, words]`; the probe here reads 2 − digits.
+
+use super::*;
+
+const PROBE: &str = r#"{"version":1,"model_sha256":"abababababababababababababababababababababababababababababababab","hidden_size":2,"fitted":"by hand","components":[{"state":0,"pool":"last","bias":2.0,"weights":[-1.0,0.0]}]}"#;
+
+/// The policy with its scoring replaced by `scoring`, and the probe file beside it.
+fn probed(mock: &str, scoring: &str) -> String {
+    let yaml = policy_yaml("default", &[("large", mock)], "local");
+    let (head, _) = yaml.split_once("scoring:\n").unwrap();
+    format!("{head}scoring:\n  probe: probe.json\n{scoring}on_upstream_failure: local\n")
+}
+
+async fn harness(scoring: &str) -> (Harness, MockUpstream, FakeLocal) {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let local = FakeLocal::new("a local answer", SURE);
+    let h = Harness::start(
+        &[
+            ("probe.json", PROBE.to_owned()),
+            ("default.yaml", probed(&mock.base_url(), scoring)),
+        ],
+        loader_of(local.clone()),
+    )
+    .await;
+    (h, mock, local)
+}
+
+#[tokio::test]
+async fn prefill_probe_escalates_without_generating_and_generates_what_it_keeps() {
+    let (h, mock, local) = harness(
+        "  method: prefill_probe\n  threshold: 0.5\n  weights: { bias: 0.0, hidden_probe: 1.0 }\n",
+    )
+    .await;
+    let resp = h
+        .chat(ask("What is 1234 times 5678?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Remote);
+    let d = resp.decision.unwrap();
+    assert_eq!(d.reason, "low_confidence");
+    // sigmoid(2 − 8)
+    let want = 1.0 / (1.0 + 6f64.exp());
+    assert!((d.confidence.unwrap() - want).abs() < 1e-9, "{d:?}");
+    assert_eq!(local.calls(), 0, "an escalated request was drafted");
+    assert_eq!(mock.requests().len(), 1);
+
+    let resp = h
+        .chat(ask("Capital of France?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Local);
+    assert_eq!(resp.message.unwrap().content, "a local answer");
+    assert_eq!(resp.decision.unwrap().reason, "confident");
+    assert_eq!(local.calls(), 1, "kept local: generated once");
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn cascade_sends_low_probe_requests_on_before_any_draft() {
+    let (h, mock, local) = harness(
+        "  method: cascade\n  escalate_below: 0.5\n  threshold: 0.5\n  \
+         weights: { bias: 3.0, mean_logprob: 2.5 }\n",
+    )
+    .await;
+    let resp = h
+        .chat(ask("What is 1234 times 5678?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Remote);
+    assert_eq!(resp.decision.unwrap().reason, "probe_low");
+    assert_eq!(local.calls(), 0, "the first stage drafted");
+    assert_eq!(mock.requests().len(), 1);
+    let (_, metrics) = h.http_get("/metrics").await;
+    assert!(metrics.contains("reason=\"probe_low\""), "{metrics}");
+
+    // Above the cut: drafted, and the draft's confidence decides (sure: kept local).
+    let resp = h
+        .chat(ask("Capital of France?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Local);
+    assert_eq!(resp.decision.unwrap().reason, "confident");
+    assert_eq!(local.calls(), 1);
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[test]
+fn a_probe_fitted_on_another_model_file_is_refused() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("probe.json"), PROBE).unwrap();
+    let yaml = probed(
+        "http://127.0.0.1:9",
+        "  method: prefill_probe\n  threshold: 0.5\n  weights: { bias: 0.0, hidden_probe: 1.0 }\n",
+    );
+    std::fs::write(dir.join("default.yaml"), yaml).unwrap();
+    let store = PolicyStore::load(&dir).unwrap();
+    let err = store.for_model("cd".repeat(32)).err().unwrap().to_string();
+    assert!(err.contains("abab") && err.contains("cdcd"), "{err}");
+    let store = PolicyStore::load(&dir).unwrap();
+    assert!(store.for_model("ab".repeat(32)).is_ok());
+}
