@@ -137,11 +137,14 @@ pub async fn collect(
 
 /// Each item's hidden states (the probe's inputs only), from one prefill per item; `None`
 /// when the model returns no states.
+/// With the policy's `probe`, also each item's `hidden_probe` under it.
 pub async fn collect_states(
     model: &dyn LocalModel,
     items: &[Item],
-) -> anyhow::Result<Option<Vec<PromptStates>>> {
+    probe: Option<&sluice_policy::HiddenProbe>,
+) -> anyhow::Result<(Option<Vec<PromptStates>>, Option<Vec<f64>>)> {
     let mut states = Some(Vec::with_capacity(items.len()));
+    let mut scored = probe.map(|_| Vec::with_capacity(items.len()));
     let mut progress = Progress::new("hidden states", items.len());
     for item in items {
         let messages = vec![Message::new(Role::User, &item.prompt)];
@@ -149,6 +152,18 @@ pub async fn collect_states(
             .prompt_stats(&messages)
             .await
             .with_context(|| format!("item {}", item.id))?;
+        if let (Some(p), Some(out)) = (probe, scored.as_mut()) {
+            let s = stats.states.as_ref().with_context(|| {
+                format!(
+                    "item {}: the model returned no hidden states for the probe",
+                    item.id
+                )
+            })?;
+            let z = p
+                .log_odds(s)
+                .map_err(|e| anyhow::anyhow!("item {}: {e}", item.id))?;
+            out.push(z);
+        }
         keep_probe_inputs(&mut states, stats.states);
         if states.is_none() {
             break;
@@ -156,7 +171,17 @@ pub async fn collect_states(
         progress.step();
     }
     progress.finish();
-    Ok(states)
+    Ok((states, scored))
+}
+
+/// Each row's `hidden_probe` set to the policy's probe's log-odds `z[i]`, and its confidence
+/// recomputed under the policy.
+pub fn set_hidden_probe(rows: &mut [Row], z: &[f64], policy: &Policy) {
+    for (row, z) in rows.iter_mut().zip(z) {
+        row.features
+            .insert(Feature::HiddenProbe.as_str().to_owned(), *z);
+        row.confidence = confidence(&policy.scoring.weights, &row.feature_values());
+    }
 }
 
 /// Appends the probe's inputs of `got` (the other states emptied, to save memory); one row
@@ -184,13 +209,27 @@ fn round_ms(ms: f64) -> f64 {
 /// Rows an earlier run wrote with `--out`, for exactly these items and in their order, with
 /// the confidence recomputed under `policy`. Rows missing a feature (written before it
 /// existed) or an item are errors: drafting again is the fix.
-pub fn read_rows(path: &Path, items: &[Item], policy: &Policy) -> anyhow::Result<Vec<Row>> {
+/// `probe_scored`: the caller sets `hidden_probe` afterwards (the model is there to compute
+/// it), so rows written without a probe are read too.
+pub fn read_rows(
+    path: &Path,
+    items: &[Item],
+    policy: &Policy,
+    probe_scored: bool,
+) -> anyhow::Result<Vec<Row>> {
     let mut by_id = std::collections::HashMap::new();
     for (line, mut row) in jsonl::read::<Row>(path, "a row written by `sluice eval --out`")? {
         // `hidden_probe` exists only where a probe was given; the others always.
         let needed = |f: &Feature| {
-            *f != Feature::HiddenProbe || policy.scoring.weights.uses_feature(Feature::HiddenProbe)
+            *f != Feature::HiddenProbe
+                || (!probe_scored && policy.scoring.weights.uses_feature(Feature::HiddenProbe))
         };
+        if needed(&Feature::HiddenProbe) && !row.features.contains_key("hidden_probe") {
+            bail!(
+                "{} line {line}: feature hidden_probe is missing (the rows were written without a probe); give the model file (--model) so the policy's probe scores them",
+                path.display()
+            );
+        }
         if let Some(f) = FEATURES
             .iter()
             .filter(|f| needed(f))

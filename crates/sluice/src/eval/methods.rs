@@ -5,7 +5,9 @@
 use serde::Serialize;
 use sluice_policy::{Feature, FeatureSource, PromptStates};
 use sluice_router::eval::probe_fit::{fit_probe, held_out_log_odds, probe_file, probe_inputs};
-use sluice_router::eval::routing::{apgr, min_escalated_for_quality, routing_curve, Outcome};
+use sluice_router::eval::routing::{
+    apgr, min_escalated_for_quality, routing_curve, CurvePoint, Outcome,
+};
 use sluice_router::eval::{
     auroc, fit_logistic, group_assignment, kfold_assignment, scores_by_folds,
 };
@@ -32,6 +34,10 @@ pub struct MethodResult {
     /// Mean local time an escalated request waits before its tier is called, at the k-fold
     /// 95% point, ms (from the rows' measured prefill and draft times).
     pub added_ms_per_escalation: Option<f64>,
+    /// Routed accuracy by share escalated from the k-fold scores, for the plot (with the large
+    /// model's answers).
+    #[serde(skip)]
+    pub kfold_curve: Vec<CurvePoint>,
 }
 
 /// Every method's result, and the methods that could not be run with why.
@@ -99,6 +105,9 @@ pub fn compare(
             loto_local_at_95: large.and_then(|l| at_quality(loto, &right, l, wait).1),
             kfold_cost_at_95: cost,
             added_ms_per_escalation: added,
+            kfold_curve: large
+                .map(|l| routing_curve(&outcomes(kfold, &right, l)))
+                .unwrap_or_default(),
         }
     };
 

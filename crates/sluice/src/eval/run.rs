@@ -89,11 +89,16 @@ fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow
         };
         let model_sha256 = slm.as_ref().map(|m| m.sha256().to_owned());
         let (rows, states) = match (&run.rows, &slm) {
-            (Some(path), Some(slm)) => (
-                read_rows(path, &items, &policy)?,
-                collect_states(slm, &items).await?,
-            ),
-            (Some(path), None) => (read_rows(path, &items, &policy)?, None),
+            (Some(path), Some(slm)) => {
+                let probe = policy.scoring.probe.as_deref();
+                let mut rows = read_rows(path, &items, &policy, probe.is_some())?;
+                let (states, scored) = collect_states(slm, &items, probe).await?;
+                if let Some(z) = scored {
+                    super::set_hidden_probe(&mut rows, &z, &policy);
+                }
+                (rows, states)
+            }
+            (Some(path), None) => (read_rows(path, &items, &policy, false)?, None),
             (None, Some(slm)) => {
                 let max_tokens = run.max_tokens.unwrap_or(policy.local.max_tokens);
                 collect(slm, &policy, &items, max_tokens, rows_out).await?

@@ -178,7 +178,7 @@ fn methods(o: &mut String, r: &Report) {
 /// side.
 pub fn plot(r: &Report) -> Option<String> {
     let routing = r.routing.as_ref()?;
-    let series: Vec<Series> = routing
+    let mut series: Vec<Series> = routing
         .routers
         .iter()
         .map(|rt| Series {
@@ -187,6 +187,22 @@ pub fn plot(r: &Report) -> Option<String> {
             dashed: rt.router == "random",
         })
         .collect();
+    // Every scoring method, from its k-fold scores (length-only is already there).
+    series.extend(
+        r.methods
+            .results
+            .iter()
+            .filter(|m| !m.kfold_curve.is_empty() && m.method != "length-only")
+            .map(|m| Series {
+                name: format!("{} (k-fold)", m.method),
+                points: m
+                    .kfold_curve
+                    .iter()
+                    .map(|p| (p.share, p.accuracy))
+                    .collect(),
+                dashed: false,
+            }),
+    );
     let large = r.large.as_ref().map_or(0.0, |l| l.accuracy);
     let t = routing.at_threshold;
     let markers = vec![
