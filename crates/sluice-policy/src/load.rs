@@ -16,7 +16,7 @@ use crate::validate;
 
 /// Parses and validates policy YAML. `file` is only used in error messages, and
 /// `env` resolves `${VAR}` references in `base_url`. The result has `source: None`
-/// and the fingerprint of `src`.
+/// and the fingerprint and text of `src`.
 pub fn parse_policy(
     src: &str,
     file: &Path,
@@ -26,6 +26,7 @@ pub fn parse_policy(
     let mut policy = validate::validate(&raw, env as EnvLookup<'_>)
         .map_err(|invalid| invalid_error(invalid, src, file))?;
     policy.fingerprint = fingerprint(src);
+    policy.text = std::sync::Arc::from(src);
     if let Some(name) = &raw.scoring.probe {
         let (probe, text) = read_probe(name, src, file)?;
         // A refitted probe changes the answers, so it changes the fingerprint too.

@@ -36,6 +36,9 @@ pub struct Policy {
     /// anything keyed on it, such as cached answers, changes when the file does.
     /// Stable across builds and Rust releases; 0 for policies not parsed from text.
     pub fingerprint: u64,
+    /// The YAML it was parsed from, exactly as written (what Admin `GetPolicy` returns);
+    /// empty for policies not parsed from text.
+    pub text: std::sync::Arc<str>,
 }
 
 impl Policy {
@@ -68,6 +71,10 @@ pub struct LocalSettings {
     pub model: String,
     /// Upper bound on generated tokens for local answers and drafts.
     pub max_tokens: u32,
+    /// Most requests admitted to the local model at once.
+    pub max_queue: u32,
+    /// How long a request may wait for room on the local model.
+    pub max_wait: std::time::Duration,
 }
 
 /// API dialect of a tier.

@@ -73,7 +73,10 @@ pub struct RawCache {
 
 /// `local:` — the in-process model.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a mapping with model and max_tokens")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with model, max_tokens, max_queue and max_wait"
+)]
 pub struct RawLocal {
     /// A label for responses and metrics (the model file is chosen by the server).
     #[schemars(with = "NonBlank")]
@@ -84,6 +87,17 @@ pub struct RawLocal {
         max = *crate::validate::LOCAL_MAX_TOKENS.end()
     ))]
     pub max_tokens: Option<Int>,
+    /// Most requests admitted to the local model at once (generating, or waiting in its
+    /// batch queue); when full, `ROUTE_HINT_AUTO` requests go to the tiers and local-only
+    /// ones wait up to `max_wait`, then fail with RESOURCE_EXHAUSTED; default 16.
+    #[schemars(range(
+        min = *crate::validate::LOCAL_MAX_QUEUE.start(),
+        max = *crate::validate::LOCAL_MAX_QUEUE.end()
+    ))]
+    pub max_queue: Option<Int>,
+    /// How long a request may wait for room on the local model; default 0s (no waiting).
+    #[schemars(with = "Option<DurationText>")]
+    pub max_wait: Option<Scalar>,
 }
 
 /// One entry of `tiers:`.
@@ -254,6 +268,8 @@ pub struct RawTenants {
     pub version: Int,
     /// Absent, null and empty are all reported by `tenants` as "no tenants".
     pub tenants: Option<Vec<RawTenant>>,
+    /// Keys for the Admin service; absent: no caller may use it.
+    pub admins: Option<Vec<RawAdmin>>,
 }
 
 /// One entry of `tenants:`.
@@ -263,6 +279,16 @@ pub struct RawTenant {
     pub name: String,
     pub api_key_env: String,
     pub policy: Option<String>,
+    /// The policies the tenant may name; absent: only its default.
+    pub policies: Option<Vec<String>>,
+}
+
+/// One entry of `admins:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an admin mapping")]
+pub struct RawAdmin {
+    pub name: String,
+    pub api_key_env: String,
 }
 
 mod budget;

@@ -79,6 +79,22 @@ impl PolicySet {
             .try_for_each(|p| p.check_model(model_sha256))
     }
 
+    /// Every tier whose `api_key_env` names a variable `env` has unset or empty, as
+    /// (policy, tier, variable): each of them fails every escalation at call time, so the
+    /// server says so when the policies load.
+    pub fn missing_api_keys(&self, env: EnvLookup<'_>) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for p in self.policies.values() {
+            for t in &p.tiers {
+                let Some(var) = &t.api_key_env else { continue };
+                if env(var).is_none_or(|k| k.trim().is_empty()) {
+                    out.push((p.name.clone(), t.name.clone(), var.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Names of all policies, sorted.
     pub fn names(&self) -> Vec<String> {
         self.policies.keys().cloned().collect()

@@ -9,13 +9,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::env::{self, EnvLookup};
 use crate::error::PolicyError;
 use crate::load::{invalid_error, parse_raw};
-use crate::locate::{self, KeyPath};
-use crate::raw::{RawTenant, RawTenants};
+use crate::locate;
+use crate::raw::RawTenants;
 use crate::set::PolicySet;
-use crate::validate::{values, At, Invalid, VERSION};
 
 /// One caller of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,19 +21,41 @@ pub struct Tenant {
     pub name: String,
     /// The policy for requests that name none; `None` means the policy set's default.
     pub default_policy: Option<String>,
+    /// The policies the tenant may use. Empty: only its default (the file gives the
+    /// tenant no `policies`; its `policy`, or the policy set's default when it has none).
+    pub policies: Vec<String>,
 }
 
-/// The tenants allowed to call, looked up by API key. Cheap to clone.
+impl Tenant {
+    /// Whether the tenant may use the policy named `policy` (the name the request
+    /// resolves to); `set_default` is the name of the policy set's default.
+    pub fn may_use(&self, policy: &str, set_default: &str) -> bool {
+        self.allowed(set_default).iter().any(|p| p == policy)
+    }
+
+    /// The names the tenant may use, for errors and listings.
+    pub fn allowed(&self, set_default: &str) -> Vec<String> {
+        match (&self.default_policy, self.policies.is_empty()) {
+            (_, false) => self.policies.clone(),
+            (Some(own), true) => vec![own.clone()],
+            (None, true) => vec![set_default.to_owned()],
+        }
+    }
+}
+
+/// The tenants allowed to call, looked up by API key, and the admins. Cheap to clone.
 #[derive(Clone)]
 pub struct Tenants {
     by_key: HashMap<String, Arc<Tenant>>,
-    /// The file the tenants came from, and where each `policy:` is written in it,
+    /// Admin name by admin key: the only keys the Admin service accepts.
+    admins: HashMap<String, Arc<str>>,
+    /// The file the tenants came from, and where each policy name is written in it,
     /// for the errors of `check_policies`.
     file: PathBuf,
     policy_refs: Vec<PolicyRef>,
 }
 
-/// A tenant's `policy:` value and where it is in the file.
+/// A policy name a tenant refers to and where it is in the file.
 #[derive(Debug, Clone)]
 struct PolicyRef {
     policy: String,
@@ -47,6 +67,16 @@ impl Tenants {
     /// The tenant whose key is `api_key`, if any.
     pub fn authenticate(&self, api_key: &str) -> Option<Arc<Tenant>> {
         self.by_key.get(api_key).cloned()
+    }
+
+    /// The admin whose key is `api_key`, if any. Tenant keys are never admin keys.
+    pub fn authenticate_admin(&self, api_key: &str) -> Option<Arc<str>> {
+        self.admins.get(api_key).cloned()
+    }
+
+    /// Whether the file names any admin.
+    pub fn has_admins(&self) -> bool {
+        !self.admins.is_empty()
     }
 
     /// Tenant names, sorted.
@@ -64,9 +94,9 @@ impl Tenants {
         self.by_key.is_empty()
     }
 
-    /// Fails, naming the tenant's `policy` key and line, when a tenant's default
-    /// policy is not in `policies`; run at startup so the mistake is not found by a
-    /// request.
+    /// Fails, naming the key and line, when a policy a tenant names (its `policy` or
+    /// one of its `policies`) is not in `policies`; run at startup so the mistake is
+    /// not found by a request.
     pub fn check_policies(&self, policies: &PolicySet) -> Result<(), PolicyError> {
         let known = policies.names();
         match self.policy_refs.iter().find(|r| !known.contains(&r.policy)) {
@@ -114,113 +144,34 @@ pub fn parse_tenants(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Tenants, PolicyError> {
     let raw: RawTenants = parse_raw(src, file, "tenants")?;
-    let valid = validate(&raw, env).map_err(|invalid| invalid_error(invalid, src, file))?;
-    let mut by_key = HashMap::with_capacity(valid.len());
-    let mut policy_refs = Vec::new();
-    for (tenant, key, policy_path) in valid {
-        if let (Some(policy), Some(path)) = (&tenant.default_policy, policy_path) {
-            policy_refs.push(PolicyRef {
-                policy: policy.clone(),
-                key_path: path.to_string(),
-                line: locate::line_of(src, &path),
-            });
-        }
+    let valid = validate::file(&raw, env).map_err(|invalid| invalid_error(invalid, src, file))?;
+    let mut by_key = HashMap::with_capacity(valid.tenants.len());
+    for (tenant, key) in valid.tenants {
         by_key.insert(key, Arc::new(tenant));
     }
+    let admins = valid
+        .admins
+        .into_iter()
+        .map(|(name, key)| (key, Arc::from(name)))
+        .collect();
+    let policy_refs = valid
+        .policy_refs
+        .into_iter()
+        .map(|(policy, path)| PolicyRef {
+            policy,
+            key_path: path.to_string(),
+            line: locate::line_of(src, &path),
+        })
+        .collect();
     Ok(Tenants {
         by_key,
+        admins,
         file: file.to_path_buf(),
         policy_refs,
     })
 }
 
-/// A valid tenant, its key, and the key path of its `policy` (when given).
-type Valid = (Tenant, String, Option<KeyPath>);
-
-fn validate(raw: &RawTenants, env: EnvLookup<'_>) -> Result<Vec<Valid>, Invalid> {
-    let root = KeyPath::default();
-    if raw.version.0 != VERSION {
-        return Err(format!(
-            "expected version {VERSION}, found {}",
-            raw.version.0
-        ))
-        .at(&root.key("version"));
-    }
-    let list_path = root.key("tenants");
-    let list = match raw.tenants.as_deref() {
-        None | Some([]) => {
-            return Err("expected at least one tenant, found none".to_owned()).at(&list_path)
-        }
-        Some(list) => list,
-    };
-    let mut out: Vec<Valid> = Vec::with_capacity(list.len());
-    for (i, raw_tenant) in list.iter().enumerate() {
-        let path = list_path.index(i);
-        let valid = tenant(raw_tenant, &path, env)?;
-        let (tenant, key, _) = &valid;
-        if let Some(first) = out.iter().position(|(t, _, _)| t.name == tenant.name) {
-            return Err(format!(
-                "expected unique tenant names, found {:?} again (first at {})",
-                tenant.name,
-                list_path.index(first).key("name")
-            ))
-            .at(&path.key("name"));
-        }
-        if let Some(first) = out.iter().position(|(_, k, _)| k == key) {
-            return Err(format!(
-                "expected a different API key for each tenant, found the key of tenant {:?} \
-                 (in {}) also in {} for tenant {:?}",
-                out[first].0.name, list[first].api_key_env, raw_tenant.api_key_env, tenant.name
-            ))
-            .at(&path.key("api_key_env"));
-        }
-        out.push(valid);
-    }
-    Ok(out)
-}
-
-fn tenant(raw: &RawTenant, path: &KeyPath, env: EnvLookup<'_>) -> Result<Valid, Invalid> {
-    values::check_name(&raw.name).at(&path.key("name"))?;
-    let key = api_key(raw, env).at(&path.key("api_key_env"))?;
-    let policy_path = match &raw.policy {
-        None => None,
-        Some(policy) => {
-            let policy_path = path.key("policy");
-            values::check_name(policy).at(&policy_path)?;
-            Some(policy_path)
-        }
-    };
-    let tenant = Tenant {
-        name: raw.name.clone(),
-        default_policy: raw.policy.clone(),
-    };
-    Ok((tenant, key, policy_path))
-}
-
-/// The tenant's key from its variable. Messages name the variable and the tenant,
-/// never the value.
-fn api_key(raw: &RawTenant, env: EnvLookup<'_>) -> Result<String, String> {
-    let var = &raw.api_key_env;
-    if !env::is_env_name(var) {
-        return Err(format!(
-            "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found {var:?}"
-        ));
-    }
-    let expected = format!(
-        "expected environment variable {var} to hold the API key of tenant {:?}",
-        raw.name
-    );
-    match env(var) {
-        None => Err(format!("{expected}, found it unset")),
-        Some(key) if key.trim().is_empty() => Err(format!("{expected}, found it empty")),
-        // Surrounding whitespace is almost always a copy-paste slip that would make
-        // every request fail to authenticate.
-        Some(key) if key.trim() != key => Err(format!(
-            "{expected} without leading or trailing whitespace, found whitespace around it"
-        )),
-        Some(key) => Ok(key),
-    }
-}
+mod validate;
 
 #[cfg(test)]
 mod tests;

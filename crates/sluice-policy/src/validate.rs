@@ -24,6 +24,12 @@ pub const VERSION: i64 = 1;
 pub const DEFAULT_LOCAL_MAX_TOKENS: u32 = 256;
 /// Bounds of `local.max_tokens`.
 pub const LOCAL_MAX_TOKENS: std::ops::RangeInclusive<u32> = 1..=8192;
+/// `local.max_queue` when not given, and its bounds.
+pub const DEFAULT_LOCAL_MAX_QUEUE: u32 = 16;
+pub const LOCAL_MAX_QUEUE: std::ops::RangeInclusive<u32> = 1..=4096;
+/// Longest `local.max_wait`: a caller waiting longer for the local model is better served
+/// by an error it can act on.
+pub const LOCAL_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A validation failure: where, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +97,7 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         rules,
         budget,
         fingerprint: 0,
+        text: std::sync::Arc::from(""),
     })
 }
 
@@ -100,9 +107,31 @@ fn local(raw: &RawLocal, path: &KeyPath) -> Result<LocalSettings, Invalid> {
         None => DEFAULT_LOCAL_MAX_TOKENS,
         Some(n) => values::int_in(n.0, LOCAL_MAX_TOKENS).at(&path.key("max_tokens"))?,
     };
+    let max_queue = match raw.max_queue {
+        None => DEFAULT_LOCAL_MAX_QUEUE,
+        Some(n) => values::int_in(n.0, LOCAL_MAX_QUEUE).at(&path.key("max_queue"))?,
+    };
+    let max_wait = match &raw.max_wait {
+        None => std::time::Duration::ZERO,
+        Some(v) => {
+            let at = path.key("max_wait");
+            let d = values::duration_or_zero(v).at(&at)?;
+            if d > LOCAL_MAX_WAIT {
+                return Err(format!(
+                    "expected at most {}s, found {}",
+                    LOCAL_MAX_WAIT.as_secs(),
+                    v.found()
+                ))
+                .at(&at);
+            }
+            d
+        }
+    };
     Ok(LocalSettings {
         model: raw.model.clone(),
         max_tokens,
+        max_queue,
+        max_wait,
     })
 }
 

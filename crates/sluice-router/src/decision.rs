@@ -31,6 +31,10 @@ pub enum Reason {
     /// `cascade`: the hidden-state probe scored below `escalate_below`, so the request
     /// escalated without a draft.
     ProbeLow,
+    /// The prompt does not fit the local model's context: escalated unscored.
+    TooLong,
+    /// The local model's queue is full: escalated unscored.
+    LocalBusy,
 }
 
 impl Reason {
@@ -44,6 +48,8 @@ impl Reason {
             Reason::Rule => "rule",
             Reason::Budget => "budget",
             Reason::ProbeLow => "probe_low",
+            Reason::TooLong => "too_long",
+            Reason::LocalBusy => "local_busy",
         }
     }
 }
@@ -106,6 +112,8 @@ mod tests {
             local: LocalSettings {
                 model: "m".into(),
                 max_tokens: 16,
+                max_queue: 16,
+                max_wait: Duration::ZERO,
             },
             tiers: (0..tiers)
                 .map(|i| Tier {
@@ -133,6 +141,7 @@ mod tests {
             rules: vec![],
             budget: None,
             fingerprint: 0,
+            text: "".into(),
         }
     }
 

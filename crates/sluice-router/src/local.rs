@@ -96,6 +96,10 @@ pub trait LocalModel: Send + Sync + fmt::Debug {
     /// Name reported in responses, e.g. the GGUF file stem.
     fn model_id(&self) -> &str;
 
+    /// The most tokens a sequence may hold, prompt and answer together; `None` when the
+    /// model sets no limit.
+    fn context_tokens(&self) -> Option<u32>;
+
     /// Generate a complete greedy answer, recording per-token log-probabilities and entropy.
     async fn draft(&self, req: LocalRequest) -> Result<Draft, LocalError>;
 

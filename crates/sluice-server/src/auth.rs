@@ -1,17 +1,21 @@
 //! Who is calling: the API key in `authorization: Bearer KEY` (or `x-api-key: KEY`) names
-//! the tenant. The tenant never comes from the request body.
+//! the tenant, or for the Admin service the admin. The tenant never comes from the request
+//! body, and a tenant may use only the policies its entry lists.
 
 use std::sync::Arc;
 
-use sluice_policy::Tenants;
+use sluice_policy::{Tenant, Tenants};
 use tonic::{Request, Status};
+
+use crate::gateway::types::ChatInput;
 
 /// The authenticated caller, put into each request's extensions by [`Auth::intercept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub tenant: String,
-    /// The policy used when the request names none.
-    pub default_policy: Option<String>,
+    /// The tenant's entry, which says what it may use; `None` when authentication is off
+    /// (any loaded policy).
+    pub entry: Option<Arc<Tenant>>,
 }
 
 impl Caller {
@@ -19,10 +23,27 @@ impl Caller {
     pub fn anonymous() -> Self {
         Self {
             tenant: "default".into(),
-            default_policy: None,
+            entry: None,
         }
     }
+
+    /// The request as this caller's: its tenant, its default policy when the request names
+    /// none, and what it may use (checked where the policy is resolved).
+    pub fn attribute(self, mut input: ChatInput) -> ChatInput {
+        input.tenant = self.tenant;
+        if let Some(entry) = &self.entry {
+            if input.policy.is_empty() {
+                input.policy = entry.default_policy.clone().unwrap_or_default();
+            }
+        }
+        input.access = self.entry;
+        input
+    }
 }
+
+/// The admin recorded by [`Auth::intercept_admin`]; `None` when authentication is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCaller(pub Option<Arc<str>>);
 
 /// API-key authentication; off when no tenants file is configured.
 #[derive(Debug, Clone, Default)]
@@ -41,10 +62,32 @@ impl Auth {
         self.tenants.is_some()
     }
 
-    /// A tonic interceptor: checks the key and records the caller.
+    /// Whether the Admin service can be called at all: authentication is off, or the
+    /// tenants file names an admin.
+    pub fn admin_reachable(&self) -> bool {
+        self.tenants.as_ref().is_none_or(|t| t.has_admins())
+    }
+
+    /// A tonic interceptor for the Router service: checks a tenant key and records the caller.
     pub fn intercept(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
         let caller = self.caller(req.metadata())?;
         req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+
+    /// A tonic interceptor for the Admin service: only admin keys pass.
+    pub fn intercept_admin(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let admin = match &self.tenants {
+            None => AdminCaller(None),
+            Some(tenants) => {
+                let key = api_key(req.metadata())?;
+                match tenants.authenticate_admin(key) {
+                    Some(name) => AdminCaller(Some(name)),
+                    None => return Err(admin_refusal(tenants, key)),
+                }
+            }
+        };
+        req.extensions_mut().insert(admin);
         Ok(req)
     }
 
@@ -52,26 +95,50 @@ impl Auth {
         let Some(tenants) = &self.tenants else {
             return Ok(Caller::anonymous());
         };
-        let bearer = md
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
-        let key = bearer.or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
-        let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
-            return Err(Status::unauthenticated(
-                "missing API key: expected metadata `authorization: Bearer <key>` or `x-api-key: <key>`",
-            ));
-        };
+        let key = api_key(md)?;
         match tenants.authenticate(key) {
             Some(t) => Ok(Caller {
                 tenant: t.name.clone(),
-                default_policy: t.default_policy.clone(),
+                entry: Some(t),
             }),
+            None if tenants.authenticate_admin(key).is_some() => Err(Status::permission_denied(
+                "an admin key is for the Admin service only; call Router with a tenant's key",
+            )),
             None => Err(Status::unauthenticated("unknown API key")),
         }
+    }
+}
+
+/// The key in `authorization: Bearer KEY` or `x-api-key: KEY`.
+fn api_key(md: &tonic::metadata::MetadataMap) -> Result<&str, Status> {
+    let bearer = md
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let key = bearer.or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
+    key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
+        Status::unauthenticated(
+            "missing API key: expected metadata `authorization: Bearer <key>` or `x-api-key: <key>`",
+        )
+    })
+}
+
+/// Why a key that is not an admin's was refused by the Admin service.
+fn admin_refusal(tenants: &Tenants, key: &str) -> Status {
+    match tenants.authenticate(key) {
+        Some(t) if tenants.has_admins() => Status::permission_denied(format!(
+            "the Admin service needs an admin key; this key is tenant {:?}'s",
+            t.name
+        )),
+        Some(t) => Status::permission_denied(format!(
+            "the Admin service needs an admin key and the tenants file names no `admins`; \
+             this key is tenant {:?}'s",
+            t.name
+        )),
+        None => Status::unauthenticated("unknown API key"),
     }
 }
 

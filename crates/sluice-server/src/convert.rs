@@ -135,6 +135,7 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
             request_id: request_id(r.request_id),
             deadline: None,
             cache: cache_control(&r.cache_control)?,
+            access: None,
         })
     }
 }
@@ -153,6 +154,7 @@ impl TryFrom<pb::ScoreRequest> for ChatInput {
             request_id: new_request_id(),
             deadline: None,
             cache: CacheControl::default(),
+            access: None,
         })
     }
 }

@@ -11,6 +11,13 @@ pub enum GatewayError {
     InvalidArgument { field: String, message: String },
     #[error("unknown policy {name:?}; loaded policies: {known}")]
     UnknownPolicy { name: String, known: String },
+    /// The request names a policy the caller's tenant entry does not list.
+    #[error("tenant {tenant:?} may not use policy {policy:?}; its policies: {allowed}")]
+    PolicyDenied {
+        tenant: String,
+        policy: String,
+        allowed: String,
+    },
     /// Every tier failed and the policy says not to fall back to the local model.
     #[error("escalation failed: {0}")]
     Upstream(String),
@@ -21,6 +28,18 @@ pub enum GatewayError {
     NotReady,
     #[error("{0}")]
     Local(LocalError),
+    /// The prompt does not fit the local model and the request must stay local.
+    #[error(
+        "messages: the prompt is {tokens} tokens; the local model takes at most {} \
+         (its context of {context} tokens less max_tokens {max_tokens}); send it to a tier \
+         (ROUTE_HINT_AUTO or _REMOTE) or shorten it",
+        context.saturating_sub(*max_tokens)
+    )]
+    TooLong {
+        tokens: usize,
+        context: u32,
+        max_tokens: u32,
+    },
     /// A stream was cut after part of the answer had reached the caller.
     #[error("the answer was cut after {sent_chars} characters: {cause}")]
     StreamCut { sent_chars: usize, cause: String },
@@ -32,6 +51,18 @@ pub enum GatewayError {
         policy: String,
         rule: String,
         message: String,
+    },
+    /// The request must stay local and the local model is full.
+    #[error(
+        "the local model is busy: policy {policy:?} admits {max_queue} requests at once \
+         (local.max_queue) and none freed within {} ms (local.max_wait); retry later or \
+         let it go to a tier (ROUTE_HINT_AUTO)",
+        max_wait.as_millis()
+    )]
+    LocalBusy {
+        policy: String,
+        max_queue: u32,
+        max_wait: std::time::Duration,
     },
     /// The tenant's escalation budget is spent and the policy says to reject.
     #[error("{0}")]
@@ -66,14 +97,17 @@ impl GatewayError {
         match self {
             GatewayError::InvalidArgument { .. } => (Code::InvalidArgument, 400),
             GatewayError::UnknownPolicy { .. } => (Code::NotFound, 404),
+            GatewayError::PolicyDenied { .. } => (Code::PermissionDenied, 403),
             GatewayError::Upstream(_) => (Code::Unavailable, 502),
             GatewayError::NotReady => (Code::Unavailable, 503),
             GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, 504),
             GatewayError::Local(_) => (Code::Internal, 500),
+            GatewayError::TooLong { .. } => (Code::InvalidArgument, 400),
             GatewayError::StreamCut { .. } => (Code::Aborted, 502),
             GatewayError::Reload(_) => (Code::FailedPrecondition, 422),
             GatewayError::Rejected { .. } => (Code::PermissionDenied, 403),
             GatewayError::BudgetExhausted(_) => (Code::ResourceExhausted, 429),
+            GatewayError::LocalBusy { .. } => (Code::ResourceExhausted, 429),
         }
     }
 
@@ -82,14 +116,17 @@ impl GatewayError {
         match self {
             GatewayError::InvalidArgument { .. } => "invalid_argument",
             GatewayError::UnknownPolicy { .. } => "unknown_policy",
+            GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::Upstream(_) => "upstream",
             GatewayError::NotReady => "not_ready",
             GatewayError::DeadlineExceeded(_) => "deadline",
             GatewayError::Local(_) => "local",
+            GatewayError::TooLong { .. } => "too_long",
             GatewayError::StreamCut { .. } => "stream_cut",
             GatewayError::Reload(_) => "reload",
             GatewayError::Rejected { .. } => "rejected",
             GatewayError::BudgetExhausted(_) => "budget_exhausted",
+            GatewayError::LocalBusy { .. } => "local_busy",
         }
     }
 

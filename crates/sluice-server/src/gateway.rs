@@ -1,10 +1,12 @@
 //! The request path: validate, pick the policy, score with the local model, answer locally or
 //! escalate along the tier chain, account for tokens and cost.
 
+mod admission;
 mod budget;
 mod cache;
 mod chat;
 mod escalate;
+pub mod limits;
 mod policy_store;
 mod stream;
 pub mod types;
@@ -37,6 +39,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Escalation spend per tenant, for budgets; outlives policy reloads.
     ledger: crate::budget::SpendLedger,
+    /// Places on the local model; outlives policy reloads.
+    admission: Arc<admission::LocalAdmission>,
 }
 
 impl Gateway {
@@ -52,6 +56,7 @@ impl Gateway {
                 local: OnceLock::new(),
                 upstream,
                 caches,
+                admission: admission::LocalAdmission::new(metrics.local_queue.clone()),
                 metrics,
                 ledger: crate::budget::SpendLedger::new(),
             }),
@@ -102,7 +107,10 @@ impl Gateway {
             })
             .inc();
         match &result {
-            Ok(set) => tracing::info!(trigger, policies = ?set.names(), "policies reloaded"),
+            Ok(set) => {
+                tracing::info!(trigger, policies = ?set.names(), "policies reloaded");
+                warn_missing_keys(set);
+            }
             Err(e) => {
                 tracing::error!(trigger, error = %e, "policy reload rejected; the running policies stay")
             }
@@ -118,13 +126,68 @@ impl Gateway {
             .ok_or(GatewayError::NotReady)
     }
 
-    fn policy(&self, name: &str) -> Result<Arc<Policy>, GatewayError> {
-        Ok(self.inner.policies.get(name)?)
+    /// The policy the request names (its tenant's default, else the set's, when it names
+    /// none), refused when the caller's tenant may not use it. A restricted tenant never
+    /// learns the names of other tenants' policies, not even whether they exist.
+    fn policy(&self, input: &ChatInput) -> Result<Arc<Policy>, GatewayError> {
+        let set = self.inner.policies.snapshot();
+        if let Some(tenant) = &input.access {
+            let default = set.default_policy();
+            let name = match input.policy.as_str() {
+                "" => default.name.as_str(),
+                named => named,
+            };
+            if !tenant.may_use(name, &default.name) {
+                return Err(GatewayError::PolicyDenied {
+                    tenant: tenant.name.clone(),
+                    policy: name.to_owned(),
+                    allowed: tenant.allowed(&default.name).join(", "),
+                });
+            }
+        }
+        Ok(set.get(&input.policy)?)
+    }
+
+    fn admission(&self) -> &Arc<admission::LocalAdmission> {
+        &self.inner.admission
+    }
+
+    /// A place on the local model for a request that must stay local, or
+    /// RESOURCE_EXHAUSTED once the policy's `local.max_wait` has passed.
+    async fn admit_local_only(
+        &self,
+        policy: &Policy,
+    ) -> Result<admission::LocalPermit, GatewayError> {
+        match self.admission().admit_for(policy).await {
+            Some(permit) => Ok(permit),
+            None => Err(self.local_busy(policy)),
+        }
+    }
+
+    /// The error for a request that must stay local and found the local model full.
+    fn local_busy(&self, policy: &Policy) -> GatewayError {
+        self.metrics().local_busy("rejected");
+        GatewayError::LocalBusy {
+            policy: policy.name.clone(),
+            max_queue: policy.local.max_queue,
+            max_wait: policy.local.max_wait,
+        }
+    }
+
+    /// The `policy` label for a request's metrics: a loaded policy's name, else `unknown`,
+    /// so callers naming made-up policies cannot add series.
+    fn policy_label(&self, name: &str) -> String {
+        match self.inner.policies.get(name) {
+            Ok(p) => p.name.clone(),
+            Err(_) => "unknown".to_owned(),
+        }
     }
 }
 
-/// Check what the wire format cannot: at least one message, text in each, sane parameters.
+/// Check what the wire format cannot: at least one message, text in each, sane parameters,
+/// and the request limits.
 pub fn validate(input: &ChatInput) -> Result<(), GatewayError> {
+    limits::check(input)?;
     if input.messages.is_empty() {
         return Err(GatewayError::invalid(
             "messages",
@@ -214,6 +277,18 @@ fn remote_meta(
             cost_avoided_usd: 0.0,
         },
         timings,
+    }
+}
+
+/// Say which tiers will fail every escalation because their key variable is unset.
+pub fn warn_missing_keys(set: &sluice_policy::PolicySet) {
+    for (policy, tier, var) in set.missing_api_keys(&|v| std::env::var(v).ok()) {
+        tracing::warn!(
+            policy,
+            tier,
+            "tier {tier:?} of policy {policy:?} names api_key_env {var}, which is unset or \
+             empty in the server's environment: every escalation to it will fail"
+        );
     }
 }
 

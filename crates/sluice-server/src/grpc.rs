@@ -9,7 +9,7 @@ use sluice_proto::v1::admin_server::Admin;
 use sluice_proto::v1::router_server::Router;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{caller_of, Caller};
+use crate::auth::caller_of;
 use crate::convert::{chat_response, final_chunk, grpc_timeout, score_response};
 use crate::error::GatewayError;
 use crate::gateway::types::{ChatInput, StreamItem};
@@ -27,15 +27,6 @@ impl RouterService {
     }
 }
 
-/// The tenant is the caller's; a request naming no policy gets the tenant's default.
-fn attribute(mut input: ChatInput, caller: Caller) -> ChatInput {
-    input.tenant = caller.tenant;
-    if input.policy.is_empty() {
-        input.policy = caller.default_policy.unwrap_or_default();
-    }
-    input
-}
-
 /// Convert a request, carrying the caller and its deadline along.
 fn chat_input(request: Request<pb::ChatRequest>) -> Result<ChatInput, GatewayError> {
     let timeout = grpc_timeout(
@@ -45,7 +36,7 @@ fn chat_input(request: Request<pb::ChatRequest>) -> Result<ChatInput, GatewayErr
             .and_then(|v| v.to_str().ok()),
     );
     let caller = caller_of(&request);
-    let mut input = attribute(ChatInput::try_from(request.into_inner())?, caller);
+    let mut input = caller.attribute(ChatInput::try_from(request.into_inner())?);
     // Stop escalating a little before the caller gives up, to leave time for the fallback
     // answer or a clear error to reach it.
     input.deadline = timeout.map(|t| {
@@ -101,7 +92,7 @@ impl Router for RouterService {
         request: Request<pb::ScoreRequest>,
     ) -> Result<Response<pb::ScoreResponse>, Status> {
         let caller = caller_of(&request);
-        let input = attribute(ChatInput::try_from(request.into_inner())?, caller);
+        let input = caller.attribute(ChatInput::try_from(request.into_inner())?);
         let out = self.gw.score(input).await?;
         Ok(Response::new(score_response(out)))
     }
@@ -131,7 +122,7 @@ fn policy_info(p: &Policy, available: Vec<String>) -> pb::PolicyInfo {
         scoring_method: p.scoring.method.as_str().to_string(),
         threshold: p.scoring.threshold,
         tiers: p.tiers.iter().map(|t| t.name.clone()).collect(),
-        summary: format!("{p:#?}"),
+        summary: p.text.to_string(),
     }
 }
 

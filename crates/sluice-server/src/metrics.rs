@@ -68,6 +68,12 @@ pub struct BudgetLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// escalated or rejected.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -95,6 +101,8 @@ pub struct Metrics {
     pub cache_remote_errors: Counter,
     pub rule_matches: Family<RuleLabels, Counter>,
     pub budget_exhausted: Family<BudgetLabels, Counter>,
+    pub local_queue: Gauge<i64, AtomicI64>,
+    pub local_busy: Family<ActionLabel, Counter>,
     /// Redis errors already counted, so each scrape adds only the new ones.
     cache_remote_errors_seen: AtomicU64,
 }
@@ -124,6 +132,8 @@ impl Metrics {
         let cache_remote_errors = Counter::default();
         let rule_matches = Family::<RuleLabels, Counter>::default();
         let budget_exhausted = Family::<BudgetLabels, Counter>::default();
+        let local_queue = Gauge::<i64, AtomicI64>::default();
+        let local_busy = Family::<ActionLabel, Counter>::default();
         registry.register(
             "sluice_requests",
             "Requests answered or failed, by route (local, remote, cache, error), tier, policy and reason",
@@ -196,6 +206,18 @@ impl Metrics {
              (daily, monthly) and action (local, reject)",
             budget_exhausted.clone(),
         );
+        registry.register(
+            "sluice_local_queue",
+            "Requests admitted to the local model right now (running or waiting in its batch); \
+             at most the policy's local.max_queue",
+            local_queue.clone(),
+        );
+        registry.register(
+            "sluice_local_busy",
+            "Requests turned away by a full local model, by action (escalated: sent to the \
+             tiers; rejected: RESOURCE_EXHAUSTED)",
+            local_busy.clone(),
+        );
         Self {
             registry,
             requests,
@@ -212,6 +234,8 @@ impl Metrics {
             cache_remote_errors,
             rule_matches,
             budget_exhausted,
+            local_queue,
+            local_busy,
             cache_remote_errors_seen: AtomicU64::new(0),
         }
     }
@@ -297,6 +321,13 @@ impl Metrics {
         self.cost_avoided.inc_by(meta.usage.cost_avoided_usd);
     }
 
+    /// Money spent on a streamed escalation that ended before the tier reported usage.
+    pub fn charged_unfinished(&self, tier: &str, cost_usd: f64) {
+        self.cost
+            .get_or_create(&TierLabel { tier: tier.into() })
+            .inc_by(cost_usd);
+    }
+
     /// Count one failed request.
     pub fn failed(&self, policy: &str, kind: &str, elapsed_ms: f64) {
         self.requests
@@ -346,6 +377,15 @@ impl Metrics {
     }
 
     /// Mark a request as running on the local model until the guard drops.
+    /// Count a request a full local model turned away.
+    pub fn local_busy(&self, action: &str) {
+        self.local_busy
+            .get_or_create(&ActionLabel {
+                action: action.into(),
+            })
+            .inc();
+    }
+
     pub fn slm_guard(&self) -> InflightGuard<'_> {
         self.slm_inflight.inc();
         InflightGuard(&self.slm_inflight)

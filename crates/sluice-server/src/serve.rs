@@ -127,9 +127,16 @@ pub async fn start(
         Caches::new(redis),
         Arc::new(Metrics::new()),
     );
+    crate::gateway::warn_missing_keys(&gw.policies().snapshot());
     if !config.auth.is_enabled() {
         tracing::warn!(
-            "no tenants file: authentication is off and every caller is tenant \"default\""
+            "no tenants file: authentication is off, every caller is tenant \"default\" \
+             and the Admin service is open to anyone who can reach the gRPC port"
+        );
+    } else if !config.auth.admin_reachable() {
+        tracing::warn!(
+            "the tenants file names no `admins`: the Admin service (GetPolicy, ReloadPolicy) \
+             refuses every call"
         );
     }
     let grpc_listener = bind(&config.grpc_listen).await?;
@@ -185,7 +192,7 @@ pub async fn start(
         ))
         .add_service(AdminServer::with_interceptor(
             AdminService::new(gw.clone()),
-            intercept(config.auth.clone()),
+            intercept_admin(config.auth.clone()),
         ))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
@@ -274,6 +281,12 @@ fn intercept(
     auth: Auth,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |req| auth.intercept(req)
+}
+
+fn intercept_admin(
+    auth: Auth,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |req| auth.intercept_admin(req)
 }
 
 fn serve_error(what: &'static str, e: impl std::fmt::Display) -> ServeError {

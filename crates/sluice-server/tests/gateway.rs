@@ -154,6 +154,8 @@ mod budget;
 mod cache;
 #[path = "gateway/escalation.rs"]
 mod escalation;
+#[path = "gateway/limits.rs"]
+mod limits;
 #[path = "gateway/probe.rs"]
 mod probe;
 #[path = "gateway/reload.rs"]
@@ -162,6 +164,8 @@ mod reload;
 mod rules;
 #[path = "gateway/soak.rs"]
 mod soak;
+#[path = "gateway/tenants.rs"]
+mod tenants;
 
 const SURE: f32 = -0.01;
 const UNSURE: f32 = -4.0;

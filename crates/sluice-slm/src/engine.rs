@@ -36,6 +36,8 @@ pub struct SlmModel {
     sha256: String,
     /// Where the hidden states sit in a raw-logits row; `None` when they are not returned.
     pub(crate) states: Option<StateShape>,
+    /// The model's context length, as mistral.rs read it from the file.
+    context: Option<u32>,
 }
 
 impl fmt::Debug for SlmModel {
@@ -77,11 +79,17 @@ impl SlmModel {
             .strip_suffix(".gguf")
             .unwrap_or(file)
             .to_ascii_lowercase();
+        let context = model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .and_then(|n| u32::try_from(n).ok());
         Ok(Self {
             model: Arc::new(model),
             id,
             sha256,
             states,
+            context,
         })
     }
 
@@ -191,6 +199,10 @@ impl SlmModel {
 impl LocalModel for SlmModel {
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn context_tokens(&self) -> Option<u32> {
+        self.context
     }
 
     async fn draft(&self, req: LocalRequest) -> Result<Draft, LocalError> {

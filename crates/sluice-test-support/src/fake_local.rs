@@ -17,6 +17,10 @@ pub struct FakeLocal {
     pub answer: String,
     /// Natural-log probability reported for every drafted token.
     pub logprob: f32,
+    /// Context length in tokens; a longer prompt fails as the real engine's does.
+    pub context: Option<u32>,
+    /// How long each draft, stream and prefill takes, as a busy CPU model would.
+    pub delay: std::time::Duration,
     calls: Arc<AtomicUsize>,
 }
 
@@ -25,7 +29,34 @@ impl FakeLocal {
         Self {
             answer: answer.into(),
             logprob,
+            context: None,
+            delay: std::time::Duration::ZERO,
             calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// This model with a context of `tokens`.
+    pub fn with_context(mut self, tokens: u32) -> Self {
+        self.context = Some(tokens);
+        self
+    }
+
+    /// This model taking `delay` for each piece of work.
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// The real engine's refusal of a prompt longer than its context, after the delay.
+    async fn check_length(&self, messages: &[Message]) -> Result<(), LocalError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        match self.context {
+            Some(c) if Self::tokens_of(messages) > c => Err(LocalError::Generation(format!(
+                "Prompt sequence length is greater than {c}"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -66,8 +97,13 @@ impl LocalModel for FakeLocal {
         "fake-local"
     }
 
+    fn context_tokens(&self) -> Option<u32> {
+        self.context
+    }
+
     async fn draft(&self, req: LocalRequest) -> Result<Draft, LocalError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.check_length(&req.messages).await?;
         let (pieces, finish) = self.pieces(req.max_tokens);
         let n = pieces.len() as u32;
         Ok(Draft {
@@ -91,6 +127,7 @@ impl LocalModel for FakeLocal {
         req: LocalRequest,
     ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.check_length(&req.messages).await?;
         let (pieces, finish) = self.pieces(req.max_tokens);
         let done = LocalEvent::Done {
             prompt_tokens: Self::prompt_tokens(&req),
@@ -113,6 +150,7 @@ impl LocalModel for FakeLocal {
     /// "more surprising", which is enough for the request path's tests. The hidden state is
     /// `[digits, words]` of the last user message.
     async fn prompt_stats(&self, messages: &[Message]) -> Result<PromptStats, LocalError> {
+        self.check_length(messages).await?;
         let words: Vec<&str> = messages
             .iter()
             .rev()

@@ -131,6 +131,25 @@ impl Breaker {
         }
     }
 
+    /// A call that `admit` let through ended with no outcome (its caller gave up: a
+    /// deadline, a hang-up). It tells nothing about the tier, but a half-open breaker's
+    /// probe slot must be given back, or the tier stays refused for good.
+    pub fn abandon(&mut self) {
+        if self.state == BreakerState::HalfOpen {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Follow a policy reload: new thresholds apply from now on, the state and what was
+    /// counted so far stay (an open breaker is not closed by a reload).
+    pub fn reconfigure(&mut self, settings: BreakerSettings) {
+        self.settings = settings;
+    }
+
+    pub fn settings(&self) -> BreakerSettings {
+        self.settings
+    }
+
     /// The outcome of one call that `admit` let through.
     pub fn record(&mut self, now: Instant, success: bool) {
         match self.state {
@@ -278,6 +297,48 @@ mod tests {
         let later = t0 + Duration::from_secs(31);
         b.record(later, false);
         assert_eq!(b.state(later), BreakerState::Closed);
+    }
+
+    #[test]
+    fn an_abandoned_probe_gives_its_slot_back() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerSettings {
+            half_open_probes: 1,
+            ..settings()
+        });
+        for _ in 0..3 {
+            b.admit(t0).unwrap();
+            b.record(t0, false);
+        }
+        let t1 = t0 + Duration::from_secs(10);
+        b.admit(t1).unwrap();
+        assert!(b.admit(t1).unwrap_err().contains("under way"));
+        b.abandon();
+        assert_eq!(b.state(t1), BreakerState::HalfOpen);
+        b.admit(t1).unwrap();
+        b.record(t1, true);
+        assert_eq!(b.state(t1), BreakerState::Closed);
+        // Closed: abandoning changes nothing.
+        b.abandon();
+        assert_eq!(b.state(t1), BreakerState::Closed);
+    }
+
+    #[test]
+    fn reconfigured_thresholds_apply_and_the_state_stays() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(settings());
+        b.admit(t0).unwrap();
+        b.record(t0, false);
+        assert_eq!(b.state(t0), BreakerState::Closed);
+        b.reconfigure(BreakerSettings {
+            consecutive_failures: 2,
+            ..settings()
+        });
+        b.admit(t0).unwrap();
+        b.record(t0, false);
+        assert_eq!(b.state(t0), BreakerState::Open);
+        b.reconfigure(settings());
+        assert_eq!(b.state(t0), BreakerState::Open);
     }
 
     #[test]

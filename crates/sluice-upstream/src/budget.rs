@@ -46,6 +46,15 @@ impl RetryBudget {
         &mut self.buckets[last]
     }
 
+    /// Follow a policy reload; the attempts counted so far stay.
+    pub fn reconfigure(&mut self, settings: RetryBudgetSettings) {
+        self.settings = settings;
+    }
+
+    pub fn settings(&self) -> RetryBudgetSettings {
+        self.settings
+    }
+
     /// Count a first attempt.
     pub fn request(&mut self, now: Instant) {
         self.bucket(now).1 += 1;

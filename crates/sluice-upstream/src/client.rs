@@ -248,11 +248,18 @@ impl UpstreamClient {
                 tier: tier.name.clone(),
                 reason,
             })?;
+        // Dropped before the first outcome (the caller left): give the admission back.
+        let mut admitted = Admitted {
+            guard: self.guard.as_ref(),
+            tier,
+            pending: true,
+        };
         let mut retry = 0;
         loop {
             let outcome = tokio::time::timeout_at(deadline, attempt())
                 .await
                 .unwrap_or_else(|_| Err(total_timeout(tier)));
+            admitted.pending = false;
             self.guard.record(tier, outcome.is_ok());
             let err = match outcome {
                 Ok(value) => return Ok(value),
@@ -281,6 +288,22 @@ impl UpstreamClient {
                 "retrying upstream call"
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// An admission by the guard whose first outcome is not recorded yet; dropped while
+/// pending, it tells the guard the call was abandoned.
+struct Admitted<'a> {
+    guard: &'a dyn CallGuard,
+    tier: &'a Tier,
+    pending: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if self.pending {
+            self.guard.abandon(self.tier);
         }
     }
 }

@@ -19,6 +19,9 @@ pub trait CallGuard: Send + Sync + std::fmt::Debug {
     /// The outcome of one attempt (success = got a complete answer / an open stream
     /// with 2xx).
     fn record(&self, tier: &Tier, success: bool);
+    /// An admitted call ended before any attempt's outcome was recorded (its future was
+    /// dropped: a caller deadline or hang-up), so whatever `admit` reserved is given back.
+    fn abandon(&self, tier: &Tier);
 }
 
 /// A guard that admits every call and allows every retry.
@@ -35,6 +38,8 @@ impl CallGuard for NoGuard {
     }
 
     fn record(&self, _tier: &Tier, _success: bool) {}
+
+    fn abandon(&self, _tier: &Tier) {}
 }
 
 #[cfg(test)]
@@ -48,5 +53,6 @@ mod tests {
         assert_eq!(guard.admit(&t), Ok(()));
         assert!(guard.allow_retry(&t));
         guard.record(&t, false);
+        guard.abandon(&t);
     }
 }

@@ -42,6 +42,13 @@ impl TierGuards {
                 breaker: Breaker::new(tier.circuit_breaker),
                 budget: RetryBudget::new(tier.retry_budget),
             });
+        // A policy reload may have changed the tier's settings: follow them.
+        if state.breaker.settings() != tier.circuit_breaker {
+            state.breaker.reconfigure(tier.circuit_breaker);
+        }
+        if state.budget.settings() != tier.retry_budget {
+            state.budget.reconfigure(tier.retry_budget);
+        }
         f(state)
     }
 
@@ -77,6 +84,10 @@ impl CallGuard for TierGuards {
             }
             ok
         })
+    }
+
+    fn abandon(&self, tier: &Tier) {
+        self.with(tier, |s| s.breaker.abandon());
     }
 
     fn record(&self, tier: &Tier, success: bool) {

@@ -88,6 +88,8 @@ fn full_file_parses_into_domain_values() {
         local: LocalSettings {
             model: "smollm2-135m".into(),
             max_tokens: 128,
+            max_queue: 16,
+            max_wait: Duration::ZERO,
         },
         tiers: vec![
             Tier {
@@ -141,6 +143,7 @@ fn full_file_parses_into_domain_values() {
         rules: vec![],
         budget: None,
         fingerprint: fingerprint(FULL),
+        text: std::sync::Arc::from(FULL),
     };
     assert_eq!(policy, expected);
 }
@@ -310,6 +313,31 @@ fn other_bad_values_name_their_key() {
         ("name: default", "name: Default", "name"),
         ("max_tokens: 128", "max_tokens: 0", "local.max_tokens"),
         ("max_tokens: 128", "max_tokens: 9000", "local.max_tokens"),
+        (
+            "max_tokens: 128",
+            "max_tokens: 128, max_queue: 0",
+            "local.max_queue",
+        ),
+        (
+            "max_tokens: 128",
+            "max_tokens: 128, max_queue: 5000",
+            "local.max_queue",
+        ),
+        (
+            "max_tokens: 128",
+            "max_tokens: 128, max_wait: 5",
+            "local.max_wait",
+        ),
+        (
+            "max_tokens: 128",
+            "max_tokens: 128, max_wait: 11m",
+            "local.max_wait",
+        ),
+        (
+            "max_tokens: 128",
+            "max_tokens: 128, max_wait: -1s",
+            "local.max_wait",
+        ),
         ("model: smollm2-135m", "model: ''", "local.model"),
         ("provider: openai", "provider: gemini", "tiers[0].provider"),
         ("name: large", "name: Large", "tiers[0].name"),

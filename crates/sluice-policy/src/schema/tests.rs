@@ -186,6 +186,8 @@ name: full
 local:
   model: smollm2-135m
   max_tokens: 64
+  max_queue: 8
+  max_wait: 250ms
 tiers:
   - name: large
     provider: openai

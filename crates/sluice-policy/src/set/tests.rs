@@ -218,3 +218,31 @@ fn from_policy_makes_a_one_policy_set() {
     assert_eq!(set.get("").unwrap().name, "solo");
     assert!(set.get("other").is_err());
 }
+
+#[test]
+fn tiers_whose_key_variable_is_unset_are_listed() {
+    let dir = TempDir::new("keys");
+    let tiers = "tiers:\n  - { name: large, provider: openai, base_url: \"http://127.0.0.1:1\", \
+                 model: m, api_key_env: LARGE_KEY, timeout: 5s, price: { input_per_mtok: 1, output_per_mtok: 1 } }\n  \
+                 - { name: open, provider: openai, base_url: \"http://127.0.0.1:2\", model: m, timeout: 5s, \
+                 price: { input_per_mtok: 1, output_per_mtok: 1 } }\n";
+    std::fs::write(dir.0.join("default.yaml"), policy("default") + tiers).unwrap();
+    std::fs::write(
+        dir.0.join("b.yaml"),
+        policy("b") + &tiers.replace("LARGE_KEY", "B_KEY"),
+    )
+    .unwrap();
+    let set = load(&dir.0).unwrap();
+    let set_only = |var: &'static str, value: &'static str| {
+        move |name: &str| (name == var).then(|| value.to_owned())
+    };
+    assert_eq!(
+        set.missing_api_keys(&set_only("LARGE_KEY", "sk-1")),
+        [("b".to_owned(), "large".to_owned(), "B_KEY".to_owned())]
+    );
+    assert_eq!(
+        set.missing_api_keys(&set_only("LARGE_KEY", "  ")).len(),
+        2,
+        "an empty key is as good as none"
+    );
+}

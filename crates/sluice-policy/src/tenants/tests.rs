@@ -16,6 +16,7 @@ tenants:
 
 const ACME_KEY: &str = "sk-acme-0123456789";
 const BETA_KEY: &str = "sk-beta-9876543210";
+const ADMIN_KEY: &str = "sk-admin-5555555555";
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -25,8 +26,22 @@ fn env(name: &str) -> Option<String> {
         "BLANK_KEY" => Some("  ".into()),
         "PADDED_KEY" => Some(format!("{ACME_KEY}\n")),
         "ACME_AGAIN" => Some(ACME_KEY.into()),
+        "SLUICE_ADMIN_KEY" => Some(ADMIN_KEY.into()),
         _ => None,
     }
+}
+
+/// A minimal valid policy called `name`.
+fn policy(name: &str) -> crate::Policy {
+    crate::parse_policy(
+        &format!(
+            "version: 1\nname: {name}\nlocal: {{ model: m }}\nscoring:\n  \
+             method: answer_confidence\n  threshold: 0.5\n  weights: {{ bias: 1 }}\n"
+        ),
+        Path::new("p.yaml"),
+        &|_| None,
+    )
+    .unwrap()
 }
 
 fn parse(src: &str) -> Result<Tenants, PolicyError> {
@@ -69,6 +84,7 @@ fn keys_authenticate_their_tenant() {
         Tenant {
             name: "acme".into(),
             default_policy: Some("default".into()),
+            policies: vec![],
         }
     );
     let beta = tenants.authenticate(BETA_KEY).unwrap();
@@ -146,8 +162,8 @@ fn shared_key_names_both_tenants_not_the_key() {
     );
     assert_eq!(
         message,
-        "expected a different API key for each tenant, found the key of tenant \"acme\" \
-         (in ACME_API_KEY) also in ACME_AGAIN for tenant \"beta\""
+        "expected a different API key for each tenant and admin, found the key of tenant \
+         \"acme\" (in ACME_API_KEY) also in ACME_AGAIN for tenant \"beta\""
     );
     let shown = parse(&src).unwrap_err().to_string();
     assert!(!shown.contains(ACME_KEY), "{shown}");
@@ -215,17 +231,6 @@ fn unknown_keys_are_rejected() {
 
 #[test]
 fn default_policies_are_checked_against_the_loaded_set() {
-    let policy = |name: &str| {
-        crate::parse_policy(
-            &format!(
-                "version: 1\nname: {name}\nlocal: {{ model: m }}\nscoring:\n  \
-                 method: answer_confidence\n  threshold: 0.5\n  weights: {{ bias: 1 }}\n"
-            ),
-            Path::new("p.yaml"),
-            &|_| None,
-        )
-        .unwrap()
-    };
     let tenants = parse(FILE).unwrap();
     assert!(tenants
         .check_policies(&PolicySet::from_policy(policy("default")))
@@ -257,5 +262,124 @@ fn shipped_example_parses() {
     assert_eq!(tenants.names(), ["acme", "beta"]);
     let acme = tenants.authenticate(ACME_KEY).unwrap();
     assert_eq!(acme.default_policy.as_deref(), Some("default"));
-    assert_eq!(tenants.authenticate(BETA_KEY).unwrap().default_policy, None);
+    let beta = tenants.authenticate(BETA_KEY).unwrap();
+    assert_eq!(beta.default_policy, None);
+    assert_eq!(beta.allowed("default"), ["default"]);
+    assert_eq!(
+        tenants.authenticate_admin(ADMIN_KEY).as_deref(),
+        Some("ops")
+    );
+    assert!(tenants.authenticate(ADMIN_KEY).is_none());
+    assert!(tenants.authenticate_admin(ACME_KEY).is_none());
+}
+
+#[test]
+fn a_tenant_may_use_only_the_policies_it_lists() {
+    let src = file_with(
+        "    policy: default\n",
+        "    policy: privacy\n    policies: [privacy, default]\n",
+    );
+    let tenants = parse(&src).unwrap();
+    let acme = tenants.authenticate(ACME_KEY).unwrap();
+    assert_eq!(acme.default_policy.as_deref(), Some("privacy"));
+    assert!(acme.may_use("privacy", "default"));
+    assert!(acme.may_use("default", "default"));
+    assert!(!acme.may_use("cost-saver", "default"));
+    // No `policies`: only the tenant's `policy`, or the set's default when it has none.
+    let beta = tenants.authenticate(BETA_KEY).unwrap();
+    assert!(beta.may_use("default", "default"));
+    assert!(!beta.may_use("privacy", "default"));
+    assert!(beta.may_use("privacy", "privacy"));
+    let only_own = parse(FILE).unwrap().authenticate(ACME_KEY).unwrap();
+    assert_eq!(only_own.allowed("cost-saver"), ["default"]);
+    // `policies` without `policy`: the first listed is the default.
+    let first = parse(&file_with(
+        "    policy: default\n",
+        "    policies: [b, a]\n",
+    ))
+    .unwrap();
+    let acme = first.authenticate(ACME_KEY).unwrap();
+    assert_eq!(acme.default_policy.as_deref(), Some("b"));
+}
+
+#[test]
+fn bad_policy_lists_name_the_entry() {
+    let cases = [
+        (
+            "    policies: []\n",
+            "tenants[0].policies",
+            "expected at least one policy name (omit `policies` to allow only the tenant's \
+             default policy), found none",
+        ),
+        (
+            "    policies: [a, a]\n",
+            "tenants[0].policies[1]",
+            "expected each policy once, found \"a\" again",
+        ),
+        (
+            "    policy: c\n    policies: [a, b]\n",
+            "tenants[0].policy",
+            "expected one of the tenant's `policies` (a, b), found \"c\"",
+        ),
+    ];
+    for (policies, path, message) in cases {
+        let (key_path, _, got) = invalid(&file_with("    policy: default\n", policies));
+        assert_eq!(
+            (key_path.as_str(), got.as_str()),
+            (path, message),
+            "{policies}"
+        );
+    }
+    let (key_path, _, got) = invalid(&file_with("    policy: default\n", "    policies: [A]\n"));
+    assert_eq!(key_path, "tenants[0].policies[0]");
+    assert!(got.starts_with("expected a name of lowercase"), "{got}");
+}
+
+#[test]
+fn admins_have_their_own_unique_keys() {
+    let admins = "admins:\n  - name: ops\n    api_key_env: SLUICE_ADMIN_KEY\n";
+    let tenants = parse(&format!("{FILE}{admins}")).unwrap();
+    assert!(tenants.has_admins());
+    assert!(!parse(FILE).unwrap().has_admins());
+    let (key_path, line, message) = invalid(&format!(
+        "{FILE}admins:\n  - name: ops\n    api_key_env: ACME_AGAIN\n"
+    ));
+    assert_eq!(
+        (key_path.as_str(), line),
+        ("admins[0].api_key_env", Some(10))
+    );
+    assert_eq!(
+        message,
+        "expected a different API key for each tenant and admin, found the key of tenant \
+         \"acme\" (in ACME_API_KEY) also in ACME_AGAIN for admin \"ops\""
+    );
+    let (key_path, _, message) = invalid(&format!("{FILE}{admins}{}", &admins[8..]));
+    assert_eq!(key_path, "admins[1].name");
+    assert!(
+        message.starts_with("expected unique admin names"),
+        "{message}"
+    );
+    let (key_path, _, message) = invalid(&format!(
+        "{FILE}admins:\n  - name: ops\n    api_key_env: UNSET_ADMIN\n"
+    ));
+    assert_eq!(key_path, "admins[0].api_key_env");
+    assert_eq!(
+        message,
+        "expected environment variable UNSET_ADMIN to hold the API key of admin \"ops\", \
+         found it unset"
+    );
+}
+
+#[test]
+fn listed_policies_are_checked_against_the_loaded_set() {
+    let src = file_with("    policy: default\n", "    policies: [default, cheap]\n");
+    let err = parse(&src)
+        .unwrap()
+        .check_policies(&PolicySet::from_policy(policy("default")))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "deploy/tenants.yaml: tenants[0].policies[1] (line 5): \
+         expected a loaded policy (default), found \"cheap\""
+    );
 }

@@ -110,6 +110,17 @@ pub fn finite(value: f64) -> Result<f64, String> {
 
 /// A duration like `500ms`, `30s`, `1.5m` or `2h`, greater than zero.
 pub fn duration(value: &Scalar) -> Result<Duration, String> {
+    match duration_or_zero(value)? {
+        Duration::ZERO => Err(format!(
+            "expected a duration greater than zero, found {}",
+            value.found()
+        )),
+        d => Ok(d),
+    }
+}
+
+/// As [`duration`], but `0s` (or `0ms`, …) is allowed: for waits that may be none.
+pub fn duration_or_zero(value: &Scalar) -> Result<Duration, String> {
     let expected = "expected a duration like 500ms, 30s or 2m";
     let bad = || format!("{expected}, found {}", value.found());
     let caps = match (&*DURATION, value.is_string) {
@@ -134,12 +145,6 @@ pub fn duration(value: &Scalar) -> Result<Duration, String> {
         .and_then(|n| n.checked_mul(unit_nanos))
         .map(|n| n / 1_000_000_000)
         .ok_or_else(bad)?;
-    if nanos == 0 {
-        return Err(format!(
-            "expected a duration greater than zero, found {}",
-            value.found()
-        ));
-    }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
     // The remainder is below 10^9 and so fits.
     let subsec = u32::try_from(nanos % 1_000_000_000).map_err(|_| bad())?;

@@ -10,6 +10,7 @@ use sluice_router::{
     Draft, FeatureValues, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
 };
 
+use super::admission::LocalPermit;
 use super::cache::{CachedAnswer, Caches, Probe};
 use super::{
     cost_avoided, local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, ChatOutput,
@@ -31,8 +32,9 @@ pub(super) struct Scored {
 pub(super) enum Start {
     /// Scored at or above the threshold: the draft is the answer.
     Confident(DecisionInfo, Draft),
-    /// The caller asked for the local model.
-    HintLocal(DecisionInfo),
+    /// The caller (or a rule) asked for the local model, which has admitted it: the
+    /// answer is generated while the permit is held.
+    HintLocal(DecisionInfo, LocalPermit),
     /// Go to the tiers (only the named one, when a rule chose it); the draft, if any, is the
     /// fallback.
     Escalate(DecisionInfo, Option<Draft>, Option<String>),
@@ -76,9 +78,11 @@ impl Gateway {
         let result = self.chat_cached(&input, started).await;
         match &result {
             Ok(out) => self.metrics().answered(&out.meta),
-            Err(e) => self
-                .metrics()
-                .failed(&input.policy, e.kind(), ms(started.elapsed())),
+            Err(e) => self.metrics().failed(
+                &self.policy_label(&input.policy),
+                e.kind(),
+                ms(started.elapsed()),
+            ),
         }
         result
     }
@@ -90,7 +94,7 @@ impl Gateway {
         started: Instant,
     ) -> Result<ChatOutput, GatewayError> {
         validate(input)?;
-        let policy = self.policy(&input.policy)?;
+        let policy = self.policy(input)?;
         let model = self.local_model_id(&policy);
         if let Some(hit) = self.cache_probe(&policy, input, &model).await {
             return Ok(finish(hit.text.clone(), hit.meta(&policy, input), started));
@@ -144,9 +148,10 @@ impl Gateway {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
                 return Ok((finish(draft.text, meta, started), draft.pieces));
             }
-            Start::HintLocal(info) => {
+            Start::HintLocal(info, permit) => {
                 let t = Instant::now();
                 let answer = self.generate_local(&policy, input).await?;
+                drop(permit);
                 timings.local_ms = ms(t.elapsed());
                 let meta = self.local_meta(&policy, input, info, &answer, false, timings);
                 return Ok((finish(answer.text, meta, started), Vec::new()));
@@ -185,9 +190,14 @@ impl Gateway {
                 {
                     return Err(failure.into_error());
                 }
-                let answer = self
+                let answer = match self
                     .draft_or_generate(&policy, input, draft, &mut timings)
-                    .await?;
+                    .await
+                {
+                    // No local fallback for a prompt too long for it: the tiers' error stands.
+                    Err(GatewayError::TooLong { .. }) => return Err(failure.into_error()),
+                    other => other?,
+                };
                 let meta = self.local_meta(&policy, input, info, &answer, true, timings);
                 Ok((finish(answer.text, meta, started), Vec::new()))
             }
@@ -230,7 +240,12 @@ impl Gateway {
         };
         match rule.map(|(_, action)| action) {
             Some(RuleAction::Local) => {
-                return Ok(Start::HintLocal(with_rule(unscored(policy, Reason::Rule))))
+                self.local_fits(policy, input).await?;
+                let permit = self.admit_local_only(policy).await?;
+                return Ok(Start::HintLocal(
+                    with_rule(unscored(policy, Reason::Rule)),
+                    permit,
+                ));
             }
             Some(RuleAction::Tier(tier)) => {
                 let info = with_rule(unscored(policy, Reason::Rule));
@@ -240,11 +255,34 @@ impl Gateway {
             Some(RuleAction::Reject(_) | RuleAction::Score) | None => {}
         }
         Ok(match input.hint {
-            RouteHint::Local => Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal))),
+            RouteHint::Local => {
+                self.local_fits(policy, input).await?;
+                let permit = self.admit_local_only(policy).await?;
+                Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal)), permit)
+            }
             RouteHint::Remote => {
                 Start::Escalate(with_rule(unscored(policy, Reason::HintRemote)), None, None)
             }
             RouteHint::Auto => {
+                // A prompt the local model cannot take goes to the tiers unscored.
+                match self.local_fits(policy, input).await {
+                    Err(GatewayError::TooLong { .. }) if !policy.tiers.is_empty() => {
+                        let info = with_rule(unscored(policy, Reason::TooLong));
+                        return Ok(Start::Escalate(info, None, None));
+                    }
+                    other => other?,
+                }
+                // A full local model sends the request on rather than queueing it.
+                let Some(_permit) = self.admission().admit_for(policy).await else {
+                    return match policy.tiers.is_empty() {
+                        false => {
+                            self.metrics().local_busy("escalated");
+                            let info = with_rule(unscored(policy, Reason::LocalBusy));
+                            Ok(Start::Escalate(info, None, None))
+                        }
+                        true => Err(self.local_busy(policy)),
+                    };
+                };
                 let s = self.score_input(policy, input).await?;
                 timings.score_ms = s.score_ms;
                 let info = with_rule(s.info);
@@ -304,7 +342,7 @@ impl Gateway {
     pub async fn score(&self, input: ChatInput) -> Result<ScoreOutput, GatewayError> {
         let started = Instant::now();
         validate(&input)?;
-        let policy = self.policy(&input.policy)?;
+        let policy = self.policy(&input)?;
         let remote = |tier: &sluice_policy::Tier| RouteInfo {
             kind: RouteKind::Remote,
             tier: Some(tier.name.clone()),
@@ -344,6 +382,27 @@ impl Gateway {
                 });
             }
         }
+        // What Chat would do with a prompt too long for the local model, or a full one.
+        let unscored_remote = |reason: Reason| {
+            let tier = policy.first_tier()?;
+            let mut info = unscored(&policy, reason);
+            info.rule.clone_from(&rule_name);
+            Some(ScoreOutput {
+                decision: info,
+                route: remote(tier),
+                draft: String::new(),
+                timings: timings(0.0),
+            })
+        };
+        match self.local_fits(&policy, &input).await {
+            Err(e @ GatewayError::TooLong { .. }) => {
+                return unscored_remote(Reason::TooLong).ok_or(e);
+            }
+            other => other?,
+        }
+        let Some(_permit) = self.admission().admit_for(&policy).await else {
+            return unscored_remote(Reason::LocalBusy).ok_or_else(|| self.local_busy(&policy));
+        };
         let s = self.score_input(&policy, &input).await?;
         let route = match (s.decision.route, policy.first_tier()) {
             (RouteChoice::Remote, Some(tier)) => remote(tier),
@@ -443,6 +502,7 @@ impl Gateway {
         policy: &Policy,
         input: &ChatInput,
     ) -> Result<LocalAnswer, GatewayError> {
+        self.local_fits(policy, input).await?;
         let local = self.local()?;
         let _g = self.metrics().slm_guard();
         let mut s = local.stream(local_request(policy, input)).await?;

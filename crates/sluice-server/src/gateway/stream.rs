@@ -112,7 +112,7 @@ impl Gateway {
         let mut out = Out {
             tx,
             gw: self.clone(),
-            policy: input.policy.clone(),
+            policy: self.policy_label(&input.policy),
             started: Instant::now(),
             sent_chars: 0,
             pieces: Vec::new(),
@@ -130,7 +130,7 @@ impl Gateway {
 
     async fn stream_inner(&self, input: &ChatInput, out: &mut Out) -> Result<(), Stop> {
         validate(input)?;
-        let policy = self.policy(&input.policy)?;
+        let policy = self.policy(input)?;
         let model = self.local_model_id(&policy);
         if let Some(hit) = self.cache_probe(&policy, input, &model).await {
             let meta = hit.meta(&policy, input);
@@ -157,7 +157,7 @@ impl Gateway {
                 }
                 return out.end(meta).await;
             }
-            Start::HintLocal(info) => {
+            Start::HintLocal(info, _permit) => {
                 return self
                     .stream_local(&policy, input, info, false, timings, out)
                     .await;
@@ -193,6 +193,11 @@ impl Gateway {
                     return Err(failure.into_error().into());
                 }
                 let Some(d) = draft else {
+                    // No local fallback for a prompt too long for it: the tiers' error stands.
+                    if let Err(GatewayError::TooLong { .. }) = self.local_fits(&policy, input).await
+                    {
+                        return Err(failure.into_error().into());
+                    }
                     return self
                         .stream_local(&policy, input, info, true, timings, out)
                         .await;
@@ -207,9 +212,18 @@ impl Gateway {
             }
         };
         let mut events = futures::stream::iter(open.first.map(Ok)).chain(open.rest);
+        // Every way out before the tier's last event (the caller hung up, the tier failed or
+        // stopped) still charges the tenant for what the tier was asked and had produced.
+        let mut received_chars = 0;
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(StreamEvent::Delta(text)) => out.delta(text).await?,
+                Ok(StreamEvent::Delta(text)) => {
+                    received_chars += text.len();
+                    if let Err(stop) = out.delta(text).await {
+                        self.charge_unfinished(input, &tier, received_chars);
+                        return Err(stop);
+                    }
+                }
                 Ok(StreamEvent::Done {
                     finish_reason,
                     model,
@@ -227,9 +241,13 @@ impl Gateway {
                     let meta = remote_meta(input, info, &tier.name, done, timings);
                     return out.end(meta).await;
                 }
-                Err(e) => return Err(out.cut(e).into()),
+                Err(e) => {
+                    self.charge_unfinished(input, &tier, received_chars);
+                    return Err(out.cut(e).into());
+                }
             }
         }
+        self.charge_unfinished(input, &tier, received_chars);
         Err(out
             .cut(format!(
                 "tier {} ended the stream without finishing",
@@ -248,6 +266,7 @@ impl Gateway {
         mut timings: Timings,
         out: &mut Out,
     ) -> Result<(), Stop> {
+        self.local_fits(policy, input).await?;
         let local = self.local()?;
         let _g = self.metrics().slm_guard();
         let t = Instant::now();

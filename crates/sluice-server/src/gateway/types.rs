@@ -37,6 +37,9 @@ pub struct ChatInput {
     /// The caller's deadline (gRPC `grpc-timeout`); tier calls never run past it.
     pub deadline: Option<std::time::Instant>,
     pub cache: CacheControl,
+    /// The caller's tenant entry, which lists the policies it may use; `None`: any loaded
+    /// policy (authentication off).
+    pub access: Option<std::sync::Arc<sluice_policy::Tenant>>,
 }
 
 /// Where an answer came from.

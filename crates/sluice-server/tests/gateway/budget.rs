@@ -88,3 +88,55 @@ async fn answer_locally_when_the_policy_says_so() {
     assert_eq!(second.usage.unwrap().cost_usd, 0.0);
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_whose_caller_hangs_up_is_still_charged() {
+    let mock = MockUpstream::start(MockConfig {
+        behavior: MockBehavior::SlowStream(Duration::from_millis(200)),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    // 1e-6 USD a day: the 100-token prompt alone (1e-4 USD at 1 USD per Mtok) spends it.
+    let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
+        + "budget:\n  daily_usd: 0.000001\n  on_exhausted: reject\n";
+    let h = Harness::single(yaml, FakeLocal::new("draft", UNSURE)).await;
+    let prompt = "word ".repeat(80);
+    let mut stream = h
+        .router()
+        .await
+        .chat_stream(ask(&prompt, pb::RouteHint::Remote, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(!first.delta.is_empty(), "{first:?}");
+    drop(stream);
+    // The gateway sees the hang-up at its next chunk, then charges the tenant.
+    let cost = |metrics: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sluice_cost_usd_total{tier=\"large\"} "))
+            .map(|v| v.parse().unwrap())
+    };
+    let mut charged = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        charged = cost(&h.http_get("/metrics").await.1);
+        if charged.is_some() {
+            break;
+        }
+    }
+    // 80 words of prompt: 400 chars, 100 tokens at 1 USD per Mtok, plus the answer so far.
+    let charged = charged.expect("the hung-up stream was never charged");
+    assert!((1e-4..2e-4).contains(&charged), "{charged}");
+    let err = h
+        .router()
+        .await
+        .chat(ask("again", pb::RouteHint::Remote, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.message().contains("daily escalation budget"), "{err:?}");
+    assert_eq!(mock.requests().len(), 1, "only the stream reached the tier");
+}

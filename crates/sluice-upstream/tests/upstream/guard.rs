@@ -2,8 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use sluice_policy::BreakerSettings;
 use sluice_test_support::FaultPlan;
-use sluice_upstream::{CallGuard, UpstreamError};
+use sluice_upstream::{BreakerState, CallGuard, TierGuards, UpstreamError};
 
 use super::*;
 
@@ -15,6 +16,7 @@ struct CountingGuard {
     admits: Mutex<Vec<String>>,
     retries_asked: Mutex<usize>,
     records: Mutex<Vec<bool>>,
+    abandoned: Mutex<usize>,
 }
 
 impl CallGuard for CountingGuard {
@@ -30,6 +32,10 @@ impl CallGuard for CountingGuard {
 
     fn record(&self, _tier: &Tier, success: bool) {
         self.records.lock().unwrap().push(success);
+    }
+
+    fn abandon(&self, _tier: &Tier) {
+        *self.abandoned.lock().unwrap() += 1;
     }
 }
 
@@ -155,4 +161,80 @@ async fn streams_are_recorded_when_opened_and_when_they_end() {
         .err()
         .unwrap();
     assert_eq!(guard.records(), [false]);
+}
+
+#[tokio::test]
+async fn a_call_dropped_before_its_outcome_is_abandoned_once() {
+    let mock = mock(MockBehavior::Hang).await;
+    let guard = Arc::new(CountingGuard::default());
+    let tier = tier(mock.base_url());
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(100),
+        guarded(&guard).chat(&tier, &request()),
+    )
+    .await;
+    assert!(dropped.is_err(), "the hung call should still be pending");
+    assert_eq!(*guard.abandoned.lock().unwrap(), 1);
+    assert!(guard.records().is_empty());
+    // A call with an outcome is not abandoned as well.
+    mock.set_behavior(MockBehavior::Ok);
+    guarded(&guard).chat(&tier, &request()).await.unwrap();
+    assert_eq!(*guard.abandoned.lock().unwrap(), 1);
+    assert_eq!(guard.records(), [true]);
+}
+
+/// A breaker that opens on one failure, pauses 50 ms and closes on one good probe.
+fn twitchy(base_url: String) -> Tier {
+    Tier {
+        circuit_breaker: BreakerSettings {
+            consecutive_failures: 1,
+            open_for: Duration::from_millis(50),
+            half_open_probes: 1,
+            ..BreakerSettings::default()
+        },
+        ..tier(base_url)
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_probe_whose_caller_leaves_does_not_lock_the_tier_out() {
+    let mock = mock(MockBehavior::Status(500)).await;
+    let guards = Arc::new(TierGuards::new());
+    let client = client().with_guard(Arc::clone(&guards) as Arc<dyn CallGuard>);
+    let tier = twitchy(mock.base_url());
+    client.chat(&tier, &request()).await.unwrap_err();
+    assert_eq!(guards.state(&tier), BreakerState::Open);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(guards.state(&tier), BreakerState::HalfOpen);
+    // The probe hangs and its caller gives up.
+    mock.set_behavior(MockBehavior::Hang);
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(100), client.chat(&tier, &request())).await;
+    assert!(gave_up.is_err());
+    // The tier recovered: the next call is a probe again, not refused.
+    mock.set_behavior(MockBehavior::Ok);
+    client.chat(&tier, &request()).await.unwrap();
+    assert_eq!(guards.state(&tier), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn breaker_settings_follow_the_tier_after_a_reload() {
+    let mock = mock(MockBehavior::Status(500)).await;
+    let guards = Arc::new(TierGuards::new());
+    let client = client().with_guard(Arc::clone(&guards) as Arc<dyn CallGuard>);
+    let lenient = Tier {
+        circuit_breaker: BreakerSettings {
+            consecutive_failures: 100,
+            ..BreakerSettings::default()
+        },
+        ..tier(mock.base_url())
+    };
+    client.chat(&lenient, &request()).await.unwrap_err();
+    assert_eq!(guards.state(&lenient), BreakerState::Closed);
+    // The same tier, reloaded with a breaker that opens on one failure.
+    let strict = twitchy(mock.base_url());
+    client.chat(&strict, &request()).await.unwrap_err();
+    assert_eq!(guards.state(&strict), BreakerState::Open);
+    let err = client.chat(&strict, &request()).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Rejected { .. }), "{err:?}");
 }

@@ -131,6 +131,7 @@ fn fingerprint_follows_the_exact_text() {
     assert_eq!(
         Policy {
             fingerprint: a.fingerprint,
+            text: a.text.clone(),
             ..commented
         },
         a
