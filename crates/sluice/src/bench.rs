@@ -2,9 +2,11 @@
 //! and llama.cpp on the same file and threads, in one run with the engines alternating
 //! round by round. Medians of the rounds and their ratios.
 
+pub mod burst;
 mod gateway;
 mod llama;
 mod report;
+mod upstream;
 mod workload;
 
 use std::process::ExitCode;

@@ -150,6 +150,36 @@ pub enum BenchCommand {
     /// file and threads. Prefill and decode tok/s, scoring latency, aggregate tok/s under
     /// concurrency; medians of the rounds and ratios.
     Local(LocalBench),
+    /// A burst of concurrent ROUTE_HINT_AUTO requests on the real model with the local queue
+    /// bounded (`local.max_queue`, overflow to a fast in-process upstream) and unbounded,
+    /// each in its own process, rounds alternating: outcomes, latency, RSS.
+    Burst(BurstBench),
+}
+
+#[derive(Debug, Args)]
+pub struct BurstBench {
+    /// GGUF file to serve.
+    #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Concurrent requests in the burst.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub requests: u32,
+    /// `local.max_queue` of the bounded configuration.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_queue: u32,
+    /// Rounds; each runs both configurations.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Longest local answer.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_tokens: u32,
+    /// Also write every round's figures as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run one configuration with this local.max_queue and print its figures (used by the
+    /// bench itself).
+    #[arg(long, hide = true)]
+    pub child: Option<u32>,
 }
 
 #[derive(Debug, Args)]

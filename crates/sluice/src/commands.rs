@@ -55,6 +55,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Local(args),
         } => crate::bench::run(&args),
+        Command::Bench {
+            command: BenchCommand::Burst(args),
+        } => crate::bench::burst::run(&args),
         Command::Explain {
             policy,
             prompt,

@@ -55,7 +55,7 @@ impl Drop for TempDir {
     }
 }
 
-fn messages(m: &[Message]) -> Vec<pb::Message> {
+pub fn messages(m: &[Message]) -> Vec<pb::Message> {
     m.iter()
         .map(|m| pb::Message {
             role: match m.role {
@@ -78,10 +78,15 @@ fn params(max_tokens: u32) -> Option<pb::GenerationParams> {
 
 impl Gateway {
     pub async fn start(model: Arc<SlmModel>) -> anyhow::Result<Self> {
+        Self::with_policy(model, POLICY).await
+    }
+
+    /// The gateway serving `policy` (YAML) with `model`.
+    pub async fn with_policy(model: Arc<SlmModel>, policy: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let dir = TempDir(dir);
-        std::fs::write(dir.0.join("bench.yaml"), POLICY)?;
+        std::fs::write(dir.0.join("bench.yaml"), policy)?;
         let policies = PolicyStore::load(&dir.0)?;
         let config = ServeConfig {
             grpc_listen: "127.0.0.1:0".into(),
@@ -106,6 +111,11 @@ impl Gateway {
             client,
             _dir: dir,
         })
+    }
+
+    /// A client of the gateway's gRPC port.
+    pub fn client(&self) -> RouterClient<Channel> {
+        self.client.clone()
     }
 
     fn chat(&self, m: &[Message], max_tokens: u32) -> pb::ChatRequest {

@@ -1,0 +1,48 @@
+//! An OpenAI-compatible upstream that answers at once, so a benchmark measures the gateway
+//! and not a model: `POST /v1/chat/completions` gets a fixed short completion.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::routing::post;
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The answer's usage: what every escalation costs at the bench policy's prices.
+pub const PROMPT_TOKENS: u64 = 20;
+pub const COMPLETION_TOKENS: u64 = 8;
+
+async fn complete(Json(req): Json<Value>) -> Json<Value> {
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("fast");
+    Json(json!({
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": "An answer from the fast upstream." },
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": COMPLETION_TOKENS,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS
+        }
+    }))
+}
+
+/// Serves on a free loopback port until the process ends; returns the base URL.
+pub async fn start() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot bind the bench upstream")?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let app = axum::Router::new().route("/v1/chat/completions", post(complete));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("bench upstream stopped: {e}");
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
