@@ -21,4 +21,5 @@ pub use error::UpstreamError;
 pub use guard::{CallGuard, NoGuard};
 pub use request::UpstreamRequest;
 pub use response::{Completion, StreamEvent, Usage};
+pub use sse::SseParser;
 pub use tier_guard::TierGuards;

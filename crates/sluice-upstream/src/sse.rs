@@ -7,7 +7,7 @@
 
 /// Parser state between chunks.
 #[derive(Debug, Default)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     /// Bytes of the current, unfinished line.
     line: Vec<u8>,
     /// Data of the current, undispatched event.
@@ -16,7 +16,7 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// Feeds one network chunk; appends the data of every event it completes to `out`.
-    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<String>) {
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<String>) {
         let mut rest = chunk;
         while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
             self.line.extend_from_slice(&rest[..newline]);
@@ -31,7 +31,7 @@ impl SseParser {
     }
 
     /// Ends the input: a last unterminated line and undispatched event are flushed.
-    pub(crate) fn finish(&mut self, out: &mut Vec<String>) {
+    pub fn finish(&mut self, out: &mut Vec<String>) {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.line_done(&line, out);
