@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod eval_cli;
+mod openai_sdk;
 mod real_upstream;
 mod support;
 

@@ -75,6 +75,8 @@ pub struct Server {
     child: Child,
     pub grpc: String,
     pub admin: String,
+    /// The OpenAI-compatible HTTP API.
+    pub http: String,
 }
 
 impl Server {
@@ -115,6 +117,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
             ])
             .arg("--policy")
             .arg(dir)
@@ -148,6 +152,7 @@ impl Server {
         let server = Server {
             grpc: field("grpc"),
             admin: field("admin"),
+            http: field("http"),
             child,
         };
         server.wait_serving(Duration::from_secs(120)).await;

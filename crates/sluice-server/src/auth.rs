@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sluice_policy::{Tenant, Tenants};
 use tonic::{Request, Status};
 
+use crate::error::GatewayError;
 use crate::gateway::types::ChatInput;
 
 /// The authenticated caller, put into each request's extensions by [`Auth::intercept`].
@@ -70,76 +71,83 @@ impl Auth {
 
     /// A tonic interceptor for the Router service: checks a tenant key and records the caller.
     pub fn intercept(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.caller(req.metadata())?;
+        let caller = self.caller(grpc_key(req.metadata()))?;
         req.extensions_mut().insert(caller);
         Ok(req)
     }
 
     /// A tonic interceptor for the Admin service: only admin keys pass.
     pub fn intercept_admin(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let admin = match &self.tenants {
-            None => AdminCaller(None),
-            Some(tenants) => {
-                let key = api_key(req.metadata())?;
-                match tenants.authenticate_admin(key) {
-                    Some(name) => AdminCaller(Some(name)),
-                    None => return Err(admin_refusal(tenants, key)),
-                }
-            }
-        };
+        let admin = self.admin(grpc_key(req.metadata()))?;
         req.extensions_mut().insert(admin);
         Ok(req)
     }
 
-    fn caller(&self, md: &tonic::metadata::MetadataMap) -> Result<Caller, Status> {
+    /// The tenant whose key was presented (`None`: no key), for any front door.
+    pub fn caller(&self, key: Option<&str>) -> Result<Caller, GatewayError> {
         let Some(tenants) = &self.tenants else {
             return Ok(Caller::anonymous());
         };
-        let key = api_key(md)?;
+        let key = key.ok_or(GatewayError::Unauthenticated(MISSING_KEY))?;
         match tenants.authenticate(key) {
             Some(t) => Ok(Caller {
                 tenant: t.name.clone(),
                 entry: Some(t),
             }),
-            None if tenants.authenticate_admin(key).is_some() => Err(Status::permission_denied(
-                "an admin key is for the Admin service only; call Router with a tenant's key",
+            None if tenants.authenticate_admin(key).is_some() => Err(GatewayError::Forbidden(
+                "an admin key is for the Admin service only; call Router with a tenant's key"
+                    .into(),
             )),
-            None => Err(Status::unauthenticated("unknown API key")),
+            None => Err(GatewayError::Unauthenticated("unknown API key")),
         }
     }
-}
 
-/// The key in `authorization: Bearer KEY` or `x-api-key: KEY`.
-fn api_key(md: &tonic::metadata::MetadataMap) -> Result<&str, Status> {
-    let bearer = md
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let key = bearer.or_else(|| md.get("x-api-key").and_then(|v| v.to_str().ok()));
-    key.map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| {
-        Status::unauthenticated(
-            "missing API key: expected metadata `authorization: Bearer <key>` or `x-api-key: <key>`",
-        )
-    })
-}
-
-/// Why a key that is not an admin's was refused by the Admin service.
-fn admin_refusal(tenants: &Tenants, key: &str) -> Status {
-    match tenants.authenticate(key) {
-        Some(t) if tenants.has_admins() => Status::permission_denied(format!(
-            "the Admin service needs an admin key; this key is tenant {:?}'s",
-            t.name
-        )),
-        Some(t) => Status::permission_denied(format!(
-            "the Admin service needs an admin key and the tenants file names no `admins`; \
-             this key is tenant {:?}'s",
-            t.name
-        )),
-        None => Status::unauthenticated("unknown API key"),
+    /// The admin whose key was presented; anyone when authentication is off.
+    pub fn admin(&self, key: Option<&str>) -> Result<AdminCaller, GatewayError> {
+        let Some(tenants) = &self.tenants else {
+            return Ok(AdminCaller(None));
+        };
+        let key = key.ok_or(GatewayError::Unauthenticated(MISSING_KEY))?;
+        if let Some(name) = tenants.authenticate_admin(key) {
+            return Ok(AdminCaller(Some(name)));
+        }
+        Err(match tenants.authenticate(key) {
+            Some(t) if tenants.has_admins() => GatewayError::Forbidden(format!(
+                "the Admin service needs an admin key; this key is tenant {:?}'s",
+                t.name
+            )),
+            Some(t) => GatewayError::Forbidden(format!(
+                "the Admin service needs an admin key and the tenants file names no `admins`; \
+                 this key is tenant {:?}'s",
+                t.name
+            )),
+            None => GatewayError::Unauthenticated("unknown API key"),
+        })
     }
+}
+
+const MISSING_KEY: &str =
+    "missing API key: expected `authorization: Bearer <key>` or `x-api-key: <key>`";
+
+/// The key in `authorization: Bearer KEY` or else `x-api-key: KEY`, trimmed; `None` when
+/// neither holds one. The same rule for gRPC metadata and HTTP headers.
+pub fn presented_key<'a>(
+    authorization: Option<&'a str>,
+    x_api_key: Option<&'a str>,
+) -> Option<&'a str> {
+    let bearer = authorization.and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
+    bearer
+        .or(x_api_key)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+fn grpc_key(md: &tonic::metadata::MetadataMap) -> Option<&str> {
+    let get = |name| md.get(name).and_then(|v| v.to_str().ok());
+    presented_key(get("authorization"), get("x-api-key"))
 }
 
 /// The caller recorded by the interceptor (anonymous when none ran, as in unit tests).

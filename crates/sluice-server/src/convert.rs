@@ -49,7 +49,7 @@ fn params(p: Option<pb::GenerationParams>) -> GenParams {
     }
 }
 
-fn request_id(id: String) -> String {
+pub(crate) fn request_id(id: String) -> String {
     if id.is_empty() {
         new_request_id()
     } else {
@@ -58,7 +58,7 @@ fn request_id(id: String) -> String {
 }
 
 /// `cache_control`: comma-separated `no-cache` / `no-store`, case-insensitive.
-fn cache_control(value: &str) -> Result<CacheControl, GatewayError> {
+pub(crate) fn cache_control(value: &str) -> Result<CacheControl, GatewayError> {
     let mut cc = CacheControl::default();
     for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         match token.to_ascii_lowercase().as_str() {

@@ -64,6 +64,12 @@ pub enum GatewayError {
         max_queue: u32,
         max_wait: std::time::Duration,
     },
+    /// No API key, or one that names no one.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A key that may not call this service.
+    #[error("{0}")]
+    Forbidden(String),
     /// The tenant's escalation budget is spent and the policy says to reject.
     #[error("{0}")]
     BudgetExhausted(String),
@@ -108,6 +114,8 @@ impl GatewayError {
             GatewayError::Rejected { .. } => (Code::PermissionDenied, 403),
             GatewayError::BudgetExhausted(_) => (Code::ResourceExhausted, 429),
             GatewayError::LocalBusy { .. } => (Code::ResourceExhausted, 429),
+            GatewayError::Unauthenticated(_) => (Code::Unauthenticated, 401),
+            GatewayError::Forbidden(_) => (Code::PermissionDenied, 403),
         }
     }
 
@@ -127,6 +135,8 @@ impl GatewayError {
             GatewayError::Rejected { .. } => "rejected",
             GatewayError::BudgetExhausted(_) => "budget_exhausted",
             GatewayError::LocalBusy { .. } => "local_busy",
+            GatewayError::Unauthenticated(_) => "unauthenticated",
+            GatewayError::Forbidden(_) => "forbidden",
         }
     }
 

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod http_api;
 pub mod metrics;
 pub mod serve;
 pub mod watch;

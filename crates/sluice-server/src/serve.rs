@@ -29,6 +29,8 @@ use crate::metrics::Metrics;
 pub struct ServeConfig {
     pub grpc_listen: String,
     pub admin_listen: String,
+    /// The OpenAI-compatible HTTP API's address; `None`: not served.
+    pub http_listen: Option<String>,
     /// API keys → tenants; off when it holds no tenants file.
     pub auth: Auth,
     /// `redis://host:port` of a cache tier shared by replicas.
@@ -68,6 +70,8 @@ pub enum ServeError {
 pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Where the OpenAI-compatible HTTP API listens, when it is served.
+    pub http_addr: Option<SocketAddr>,
     pub gateway: Gateway,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServeError>>,
@@ -149,6 +153,14 @@ pub async fn start(
     };
     let grpc_addr = local_addr(&grpc_listener, &config.grpc_listen)?;
     let admin_addr = local_addr(&admin_listener, &config.admin_listen)?;
+    let http_listener = match &config.http_listen {
+        Some(addr) => Some((bind(addr).await?, addr)),
+        None => None,
+    };
+    let http_addr = http_listener
+        .as_ref()
+        .map(|(l, addr)| local_addr(l, addr))
+        .transpose()?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -200,6 +212,13 @@ pub async fn start(
         );
     let admin = axum::serve(admin_listener, admin_http::router(gw.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = http_listener.map(|(listener, _)| {
+        axum::serve(
+            listener,
+            crate::http_api::router(gw.clone(), config.auth.clone()),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+    });
     if let Some(interval) = config.watch_interval {
         let watching = gw.clone();
         crate::watch::spawn_watcher(
@@ -237,6 +256,7 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let grpc = tokio::spawn(grpc);
         let admin = tokio::spawn(async move { admin.await });
+        let http = http.map(|h| tokio::spawn(async move { h.await }));
         let load_error = async move {
             match load_failed_rx.await {
                 Ok(e) => Some(e),
@@ -265,12 +285,20 @@ pub async fn start(
             Ok(Err(e)) => result = result.and(Err(serve_error("admin HTTP", e))),
             Err(e) => result = result.and(Err(serve_error("admin HTTP", e))),
         }
+        if let Some(http) = http {
+            match http.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = result.and(Err(serve_error("HTTP API", e))),
+                Err(e) => result = result.and(Err(serve_error("HTTP API", e))),
+            }
+        }
         result
     });
 
     Ok(RunningServer {
         grpc_addr,
         admin_addr,
+        http_addr,
         gateway: gw,
         stop,
         task,
@@ -304,7 +332,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let server = start(config, policies, loader).await?;
-    tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, "sluice listening");
+    let http = server
+        .http_addr
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, http = %http, "sluice listening");
     let stop = server.stopper();
     let wait = server.wait();
     tokio::pin!(wait);

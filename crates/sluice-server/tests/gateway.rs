@@ -154,6 +154,8 @@ mod budget;
 mod cache;
 #[path = "gateway/escalation.rs"]
 mod escalation;
+#[path = "gateway/http.rs"]
+mod http;
 #[path = "gateway/limits.rs"]
 mod limits;
 #[path = "gateway/probe.rs"]

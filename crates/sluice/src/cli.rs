@@ -24,7 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve gRPC (Router, Admin, health, reflection) and admin HTTP (/metrics, /healthz, /readyz).
+    /// Serve gRPC (Router, Admin, health, reflection), the OpenAI-compatible HTTP API and
+    /// admin HTTP (/metrics, /healthz, /readyz).
     Serve {
         /// Policy file, or a directory of policy files.
         #[arg(long, env = "SLUICE_POLICY", default_value = "policies/default.yaml")]
@@ -35,6 +36,10 @@ pub enum Command {
         /// Admin HTTP listen address.
         #[arg(long, env = "SLUICE_ADMIN_LISTEN", default_value = "127.0.0.1:9464")]
         admin_listen: String,
+        /// OpenAI-compatible HTTP API listen address (`POST /v1/chat/completions`,
+        /// `GET /v1/models`); `off` serves none.
+        #[arg(long, env = "SLUICE_HTTP_LISTEN", default_value = "127.0.0.1:8000")]
+        http_listen: String,
         /// GGUF file of the local model.
         #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
         model: PathBuf,

@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy,
             grpc_listen,
             admin_listen,
+            http_listen,
             model,
             tenants,
             redis_url,
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ServeConfig {
                 grpc_listen,
                 admin_listen,
+                http_listen: (http_listen != "off").then_some(http_listen),
                 auth: sluice_server::auth::Auth::default(),
                 redis_url,
                 watch_interval: (policy_watch_secs > 0.0)

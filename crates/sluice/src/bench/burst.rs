@@ -287,7 +287,7 @@ fn report(args: &BurstBench, rows: &[Row]) -> String {
     }
     if let [u, b] = rows {
         out.push_str(&format!(
-            "\nbounded / unbounded: p50 {:.2}×, p99 {:.2}×, peak RSS {:.2}×, RSS growth {:.0} MB vs {:.0} MB\n",
+            "\nbounded / unbounded: p50 {:.3}×, p99 {:.2}×, peak RSS {:.2}×, RSS growth {:.0} MB vs {:.0} MB\n",
             b.p50_ms / u.p50_ms,
             b.p99_ms / u.p99_ms,
             b.peak_mb / u.peak_mb,

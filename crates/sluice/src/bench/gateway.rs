@@ -91,6 +91,7 @@ impl Gateway {
         let config = ServeConfig {
             grpc_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
+            http_listen: None,
             auth: Default::default(),
             redis_url: None,
             watch_interval: None,
