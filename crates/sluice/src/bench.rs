@@ -5,6 +5,7 @@
 pub mod burst;
 mod gateway;
 mod llama;
+pub mod overhead;
 mod report;
 mod upstream;
 mod workload;

@@ -159,6 +159,38 @@ pub enum BenchCommand {
     /// bounded (`local.max_queue`, overflow to a fast in-process upstream) and unbounded,
     /// each in its own process, rounds alternating: outcomes, latency, RSS.
     Burst(BurstBench),
+    /// What the gateway adds on the remote path: open-loop load at fixed rates against an
+    /// upstream that answers at once, side by side in one run: the upstream directly, Sluice
+    /// over gRPC and over HTTP (a `sluice serve` child), LiteLLM's proxy when installed.
+    Gateway(GatewayBench),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayBench {
+    /// GGUF file `sluice serve` loads (unused on the remote path, but served as always).
+    #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Arrival rates, requests per second, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000")]
+    pub rates: Vec<u32>,
+    /// Seconds per column per rate per round.
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Rounds; each runs every column at every rate.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Streamed requests, one at a time, for the time-to-first-token figures.
+    #[arg(long, default_value_t = 200)]
+    pub ttft_requests: usize,
+    /// The `litellm` executable; default ~/.cache/sluice/litellm-venv/bin/litellm.
+    #[arg(long, env = "SLUICE_BENCH_LITELLM")]
+    pub litellm: Option<PathBuf>,
+    /// Leave LiteLLM out.
+    #[arg(long)]
+    pub no_litellm: bool,
+    /// Also write every sample as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -60,6 +60,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Burst(args),
         } => crate::bench::burst::run(&args),
+        Command::Bench {
+            command: BenchCommand::Gateway(args),
+        } => crate::bench::overhead::run(&args),
         Command::Explain {
             policy,
             prompt,

@@ -116,12 +116,14 @@ fn content(c: Content, field: &str) -> Result<String, GatewayError> {
                             "expected the part's text, found none",
                         ))
                     }
-                    (other, _) => return Err(GatewayError::invalid(
-                        format!("{field}[{i}].type"),
-                        format!(
+                    (other, _) => {
+                        return Err(GatewayError::invalid(
+                            format!("{field}[{i}].type"),
+                            format!(
                             "expected \"text\" (the only content Sluice routes), found {other:?}"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             Ok(text)

@@ -1,0 +1,598 @@
+//! `sluice bench gateway`: what the gateway adds to the requests it forwards. Open-loop load
+//! at fixed arrival rates on the remote path (the REMOTE hint, so no local model work)
+//! against an upstream that answers at once, side by side in one run: the upstream called
+//! directly, Sluice over gRPC, Sluice over HTTP, and LiteLLM's proxy when it is installed.
+//! Rounds alternate the columns; latency is measured from each request's scheduled send time
+//! (no coordinated omission); reported as medians of the rounds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::json;
+use sluice_proto::v1 as pb;
+use sluice_proto::v1::router_client::RouterClient;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use super::upstream;
+use crate::cli::GatewayBench;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Column {
+    Direct,
+    SluiceGrpc,
+    SluiceHttp,
+    Litellm,
+}
+
+impl Column {
+    fn label(self) -> &'static str {
+        match self {
+            Column::Direct => "upstream direct",
+            Column::SluiceGrpc => "Sluice gRPC",
+            Column::SluiceHttp => "Sluice HTTP",
+            Column::Litellm => "LiteLLM proxy",
+        }
+    }
+}
+
+/// One round of one column at one rate.
+#[derive(Debug, Clone, Serialize)]
+struct Sample {
+    column: Column,
+    round: u32,
+    rate: u32,
+    sent: usize,
+    errors: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    /// CPU seconds of the gateway process per 1,000 requests (none for the direct column).
+    cpu_s_per_1k: Option<f64>,
+    rss_mb: Option<f64>,
+}
+
+/// A gateway process under test: its address and pid.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_http(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > limit {
+            bail!("{url} did not answer within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `sluice serve` (this binary) with a policy whose one tier is the fast upstream.
+async fn start_sluice(
+    args: &GatewayBench,
+    upstream: &str,
+    dir: &Path,
+) -> anyhow::Result<(Proc, String, String)> {
+    let policy = format!(
+        "version: 1\nname: default\nlocal: {{ model: bench, max_tokens: 64 }}\ntiers:\n  - {{ name: fast, \
+         provider: openai, base_url: \"{upstream}\", model: fast, price: {{ input_per_mtok: 0.15, \
+         output_per_mtok: 0.60 }}, timeout: 10s, retries: 0 }}\nscoring:\n  method: answer_confidence\n  \
+         threshold: 0.5\n  weights: {{ bias: 0.0 }}\ncache:\n  mode: off\n"
+    );
+    std::fs::write(dir.join("default.yaml"), policy)?;
+    let (grpc, http, admin) = (free_port()?, free_port()?, free_port()?);
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(["serve", "--policy"])
+        .arg(dir.join("default.yaml"))
+        .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-listen", &format!("127.0.0.1:{http}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .arg("--model")
+        .arg(&args.model)
+        .args(["--policy-watch-secs", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start sluice serve")?;
+    let proc = Proc { child };
+    wait_http(
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        Duration::from_secs(120),
+    )
+    .await?;
+    Ok((
+        proc,
+        format!("http://127.0.0.1:{grpc}"),
+        format!("http://127.0.0.1:{http}"),
+    ))
+}
+
+/// The master key the LiteLLM proxy is started with (it refuses to start without one).
+const LITELLM_KEY: &str = "sk-sluice-bench-0123456789abcdef0123456789abcdef";
+
+/// LiteLLM's proxy forwarding model `fast` to the upstream, or why it could not start.
+async fn start_litellm(
+    args: &GatewayBench,
+    upstream: &str,
+    dir: &Path,
+) -> Result<(Proc, String), String> {
+    let litellm = args.litellm.clone().unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        PathBuf::from(home).join(".cache/sluice/litellm-venv/bin/litellm")
+    });
+    if !litellm.is_file() {
+        return Err(format!(
+            "{} not found (python3 -m venv ~/.cache/sluice/litellm-venv && \
+             ~/.cache/sluice/litellm-venv/bin/pip install 'litellm[proxy]')",
+            litellm.display()
+        ));
+    }
+    let config = dir.join("litellm.yaml");
+    let yaml = format!(
+        "model_list:\n  - model_name: fast\n    litellm_params:\n      model: openai/fast\n      \
+         api_base: {upstream}/v1\n      api_key: bench\n"
+    );
+    std::fs::write(&config, yaml).map_err(|e| e.to_string())?;
+    let port = free_port().map_err(|e| e.to_string())?;
+    let log_path = dir.join("litellm.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let child = Command::new(&litellm)
+        .arg("--config")
+        .arg(&config)
+        .args(["--port", &port.to_string(), "--num_workers", "1"])
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("LITELLM_MASTER_KEY", LITELLM_KEY)
+        .env("LITELLM_LOG", "ERROR")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", litellm.display()))?;
+    let proc = Proc { child };
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(
+        &format!("{base}/health/liveliness"),
+        Duration::from_secs(180),
+    )
+    .await
+    .map_err(|e| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        format!(
+            "{e}; its log ends: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
+    })?;
+    Ok((proc, base))
+}
+
+/// How one request is sent.
+#[derive(Clone)]
+enum Target {
+    Http {
+        url: String,
+        remote_header: bool,
+        bearer: Option<String>,
+        client: reqwest::Client,
+    },
+    Grpc(RouterClient<Channel>),
+}
+
+const PROMPT: &str = "Summarise the plot of Hamlet in one sentence.";
+
+impl Target {
+    async fn once(&self, stream: bool) -> Result<Duration, String> {
+        let t = Instant::now();
+        match self {
+            Target::Http {
+                url,
+                remote_header,
+                bearer,
+                client,
+            } => {
+                let body = json!({ "model": if *remote_header { "sluice" } else { "fast" },
+                    "messages": [{ "role": "user", "content": PROMPT }], "stream": stream });
+                let mut req = client.post(url).json(&body);
+                if *remote_header {
+                    req = req.header("x-sluice-route-hint", "remote");
+                }
+                if let Some(key) = bearer {
+                    req = req.bearer_auth(key);
+                }
+                let r = req.send().await.map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!("status {}", r.status()));
+                }
+                if stream {
+                    use futures::StreamExt;
+                    let mut body = r.bytes_stream();
+                    while let Some(chunk) = body.next().await {
+                        let chunk = chunk.map_err(|e| e.to_string())?;
+                        if chunk.windows(9).any(|w| w == b"\"content\"") {
+                            return Ok(t.elapsed());
+                        }
+                    }
+                    return Err("no content chunk".into());
+                }
+                r.bytes().await.map_err(|e| e.to_string())?;
+            }
+            Target::Grpc(client) => {
+                let req = pb::ChatRequest {
+                    messages: vec![pb::Message {
+                        role: pb::Role::User.into(),
+                        content: PROMPT.into(),
+                    }],
+                    route_hint: pb::RouteHint::Remote.into(),
+                    ..Default::default()
+                };
+                let mut c = client.clone();
+                if stream {
+                    let mut s = c
+                        .chat_stream(req)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_inner();
+                    while let Some(chunk) = s.message().await.map_err(|e| e.to_string())? {
+                        if !chunk.delta.is_empty() {
+                            return Ok(t.elapsed());
+                        }
+                    }
+                    return Err("no content chunk".into());
+                }
+                c.chat(req).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(t.elapsed())
+    }
+}
+
+/// The `q` quantile (nearest rank) of sorted `v`, in ms.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Open loop: a request every 1/rate s for `secs`, latency from its scheduled time.
+async fn open_loop(target: &Target, rate: u32, secs: f64) -> (Vec<f64>, usize) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<f64, ()>>();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let n = (secs * f64::from(rate)) as usize;
+    let start = tokio::time::Instant::now();
+    for i in 0..n {
+        let at = start + interval * i as u32;
+        tokio::time::sleep_until(at).await;
+        let (t, tx) = (target.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = t.once(false).await;
+            let done = tokio::time::Instant::now();
+            let _ = tx.send(
+                r.map(|_| (done - at).as_secs_f64() * 1000.0)
+                    .map_err(|_| ()),
+            );
+        });
+    }
+    drop(tx);
+    let (mut ok, mut errors) = (Vec::with_capacity(n), 0);
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(ms) => ok.push(ms),
+            Err(()) => errors += 1,
+        }
+    }
+    ok.sort_by(f64::total_cmp);
+    (ok, errors)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+pub fn run(args: &GatewayBench) -> anyhow::Result<ExitCode> {
+    if !args.model.is_file() {
+        bail!(
+            "model file {} does not exist (sluice serve loads it even on the remote path); \
+             `scripts/fetch-model` makes it, or pass --model",
+            args.model.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(bench(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench(args: &GatewayBench) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let up = upstream::start().await?;
+    let (sluice, grpc_url, http_url) = start_sluice(args, &up, &dir).await?;
+    // A request not answered in 10 s counts as an error rather than holding the round open.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let grpc = RouterClient::connect(grpc_url).await?;
+    let mut targets: Vec<(Column, Target, Option<u32>)> = vec![
+        (
+            Column::Direct,
+            Target::Http {
+                url: format!("{up}/v1/chat/completions"),
+                remote_header: false,
+                bearer: None,
+                client: http.clone(),
+            },
+            None,
+        ),
+        (Column::SluiceGrpc, Target::Grpc(grpc), Some(sluice.pid())),
+        (
+            Column::SluiceHttp,
+            Target::Http {
+                url: format!("{http_url}/v1/chat/completions"),
+                remote_header: true,
+                bearer: None,
+                client: http.clone(),
+            },
+            Some(sluice.pid()),
+        ),
+    ];
+    let mut notes = Vec::new();
+    let litellm = if args.no_litellm {
+        notes.push("LiteLLM: left out (--no-litellm)".to_owned());
+        None
+    } else {
+        match start_litellm(args, &up, &dir).await {
+            Ok((proc, base)) => {
+                targets.push((
+                    Column::Litellm,
+                    Target::Http {
+                        url: format!("{base}/v1/chat/completions"),
+                        remote_header: false,
+                        bearer: Some(LITELLM_KEY.to_owned()),
+                        client: http.clone(),
+                    },
+                    Some(proc.pid()),
+                ));
+                Some(proc)
+            }
+            Err(why) => {
+                eprintln!("LiteLLM: skipped, {why}");
+                notes.push(format!("LiteLLM: skipped, {why}"));
+                None
+            }
+        }
+    };
+    // Warm-up: connections, pools, first allocations.
+    for (_, t, _) in &targets {
+        for _ in 0..50 {
+            t.once(false)
+                .await
+                .map_err(|e| anyhow::anyhow!("warm-up failed: {e}"))?;
+        }
+    }
+    let mut samples = Vec::new();
+    let mut saturated: Vec<(u32, Column)> = Vec::new();
+    for round in 1..=args.rounds {
+        for &rate in &args.rates {
+            // Alternate the order of the columns from round to round.
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for i in order {
+                let (column, target, pid) = &targets[i];
+                if let Some((at, _)) = saturated.iter().find(|(_, c)| c == column) {
+                    if rate > *at {
+                        continue;
+                    }
+                }
+                let cpu0 = pid.and_then(cpu_seconds);
+                let (lat, errors) = open_loop(target, rate, args.seconds).await;
+                let cpu1 = pid.and_then(cpu_seconds);
+                let sent = lat.len() + errors;
+                let s = Sample {
+                    column: *column,
+                    round,
+                    rate,
+                    sent,
+                    errors,
+                    p50_ms: quantile(&lat, 0.5),
+                    p99_ms: quantile(&lat, 0.99),
+                    p999_ms: quantile(&lat, 0.999),
+                    cpu_s_per_1k: cpu0
+                        .zip(cpu1)
+                        .map(|(a, b)| (b - a) / sent.max(1) as f64 * 1000.0),
+                    rss_mb: pid.and_then(rss_mb),
+                };
+                eprintln!(
+                    "round {round}/{} {rate}/s {}: p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms, {} errors of {}",
+                    args.rounds, column.label(), s.p50_ms, s.p99_ms, s.p999_ms, s.errors, s.sent
+                );
+                // Not sustained: errors, or answers queueing past a second. Higher rates would
+                // only queue longer, so they are not offered to this column again.
+                if (s.errors as f64 > 0.001 * s.sent as f64 || s.p99_ms > 1000.0)
+                    && !saturated.iter().any(|(_, c)| c == column)
+                {
+                    eprintln!(
+                        "  {} did not sustain {rate}/s: higher rates skipped",
+                        column.label()
+                    );
+                    saturated.push((rate, *column));
+                }
+                samples.push(s);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    // Time to first token on a streamed answer, one request at a time.
+    let mut ttft = Vec::new();
+    for (column, target, _) in &targets {
+        let mut v = Vec::new();
+        for _ in 0..args.ttft_requests {
+            if let Ok(d) = target.once(true).await {
+                v.push(d.as_secs_f64() * 1000.0);
+            }
+        }
+        v.sort_by(f64::total_cmp);
+        ttft.push((*column, quantile(&v, 0.5), quantile(&v, 0.99), v.len()));
+    }
+    let columns: Vec<Column> = targets.iter().map(|(c, _, _)| *c).collect();
+    print!("{}", report(args, &columns, &samples, &ttft, &notes));
+    if let Some(path) = &args.out {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json!({ "samples": samples, "notes": notes }))?,
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    drop(litellm);
+    drop(sluice);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn report(
+    args: &GatewayBench,
+    columns: &[Column],
+    samples: &[Sample],
+    ttft: &[(Column, f64, f64, usize)],
+    notes: &[String],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nopen-loop load on the remote path against an upstream that answers at once; {} s per \
+         round, {} rounds, medians of the rounds; added = the column's quantile less the direct \
+         call's in the same round\n",
+        args.seconds, args.rounds
+    );
+    out.push_str("| rate/s | column | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms | errors | CPU s / 1k req | RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let rounds = |col: Column, rate: u32| -> Vec<&Sample> {
+        samples
+            .iter()
+            .filter(|s| s.column == col && s.rate == rate)
+            .collect()
+    };
+    for &rate in &args.rates {
+        let direct = rounds(Column::Direct, rate);
+        for &col in columns {
+            let rs = rounds(col, rate);
+            if rs.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "| {rate} | {} | not offered: a lower rate was not sustained | | | | | | | | |",
+                    col.label()
+                );
+                continue;
+            }
+            let m = |f: &dyn Fn(&Sample) -> f64| median(rs.iter().map(|s| f(s)).collect());
+            let added = |f: &dyn Fn(&Sample) -> f64| {
+                median(
+                    rs.iter()
+                        .filter_map(|s| {
+                            direct
+                                .iter()
+                                .find(|d| d.round == s.round)
+                                .map(|d| f(s) - f(d))
+                        })
+                        .collect(),
+                )
+            };
+            let errors: usize = rs.iter().map(|s| s.errors).sum();
+            let sent: usize = rs.iter().map(|s| s.sent).sum();
+            let cpu = median(rs.iter().filter_map(|s| s.cpu_s_per_1k).collect());
+            let rss = median(rs.iter().filter_map(|s| s.rss_mb).collect());
+            let opt = |v: f64, p: usize| {
+                if v.is_finite() {
+                    format!("{v:.p$}")
+                } else {
+                    "–".into()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {rate} | {} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {errors} of {sent} | {} | {} |",
+                col.label(),
+                m(&|s| s.p50_ms),
+                m(&|s| s.p99_ms),
+                m(&|s| s.p999_ms),
+                if col == Column::Direct { "–".into() } else { opt(added(&|s| s.p50_ms), 3) },
+                if col == Column::Direct { "–".into() } else { opt(added(&|s| s.p99_ms), 3) },
+                if col == Column::Direct { "–".into() } else { opt(added(&|s| s.p999_ms), 3) },
+                opt(cpu, 3),
+                opt(rss, 0),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\ntime to the first content chunk of a streamed answer, {} requests one at a time\n",
+        args.ttft_requests
+    );
+    out.push_str("| column | p50 ms | p99 ms | answered |\n|---|---|---|---|\n");
+    for (col, p50, p99, n) in ttft {
+        let _ = writeln!(out, "| {} | {p50:.3} | {p99:.3} | {n} |", col.label());
+    }
+    for n in notes {
+        let _ = writeln!(out, "\n{n}");
+    }
+    out
+}
