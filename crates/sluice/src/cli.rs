@@ -188,6 +188,9 @@ pub struct GatewayBench {
     /// Leave LiteLLM out.
     #[arg(long)]
     pub no_litellm: bool,
+    /// gRPC connections the load is spread over (a fleet of callers has many).
+    #[arg(long, default_value_t = 1)]
+    pub grpc_connections: usize,
     /// Also write every sample as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,

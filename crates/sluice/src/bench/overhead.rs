@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -222,7 +224,8 @@ enum Target {
         bearer: Option<String>,
         client: reqwest::Client,
     },
-    Grpc(RouterClient<Channel>),
+    /// Clients on separate connections, taken in turn.
+    Grpc(Arc<[RouterClient<Channel>]>, Arc<AtomicUsize>),
 }
 
 const PROMPT: &str = "Summarise the plot of Hamlet in one sentence.";
@@ -263,7 +266,8 @@ impl Target {
                 }
                 r.bytes().await.map_err(|e| e.to_string())?;
             }
-            Target::Grpc(client) => {
+            Target::Grpc(clients, next) => {
+                let client = &clients[next.fetch_add(1, Ordering::Relaxed) % clients.len()];
                 let req = pb::ChatRequest {
                     messages: vec![pb::Message {
                         role: pb::Role::User.into(),
@@ -369,7 +373,11 @@ async fn bench(args: &GatewayBench) -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(10))
         .build()?;
-    let grpc = RouterClient::connect(grpc_url).await?;
+    let mut grpc = Vec::new();
+    for _ in 0..args.grpc_connections.max(1) {
+        grpc.push(RouterClient::connect(grpc_url.clone()).await?);
+    }
+    let grpc = Target::Grpc(grpc.into(), Arc::new(AtomicUsize::new(0)));
     let mut targets: Vec<(Column, Target, Option<u32>)> = vec![
         (
             Column::Direct,
@@ -381,7 +389,7 @@ async fn bench(args: &GatewayBench) -> anyhow::Result<()> {
             },
             None,
         ),
-        (Column::SluiceGrpc, Target::Grpc(grpc), Some(sluice.pid())),
+        (Column::SluiceGrpc, grpc, Some(sluice.pid())),
         (
             Column::SluiceHttp,
             Target::Http {
