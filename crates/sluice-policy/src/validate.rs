@@ -52,17 +52,19 @@ impl<T> At<T> for Result<T, String> {
     }
 }
 
+/// The file's `version`, which must be [`VERSION`] (policy and tenants files alike).
+pub(crate) fn check_version(version: i64, root: &KeyPath) -> Result<(), Invalid> {
+    if version == VERSION {
+        return Ok(());
+    }
+    Err(format!("expected version {VERSION}, found {version}")).at(&root.key("version"))
+}
+
 /// Checks every value of `raw` and builds the domain policy, with `source: None` and
 /// `fingerprint: 0` (the caller knows the file and its text).
 pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> {
     let root = KeyPath::default();
-    if raw.version.0 != VERSION {
-        return Err(format!(
-            "expected version {VERSION}, found {}",
-            raw.version.0
-        ))
-        .at(&root.key("version"));
-    }
+    check_version(raw.version.0, &root)?;
     values::check_name(&raw.name).at(&root.key("name"))?;
     let local = local(&raw.local, &root.key("local"))?;
     let tiers = tiers(&raw.tiers, &root.key("tiers"), env)?;

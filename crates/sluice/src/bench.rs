@@ -50,24 +50,54 @@ struct Engines {
     llama: Option<llama::Llama>,
 }
 
-pub fn run(args: &LocalBench) -> anyhow::Result<ExitCode> {
-    if !args.model.is_file() {
+/// Fails, saying how to get one, when the model file a bench loads is missing.
+pub(crate) fn require_model(path: &std::path::Path) -> anyhow::Result<()> {
+    if !path.is_file() {
         bail!(
             "model file {} does not exist; `scripts/fetch-model` makes the default one, or pass --model",
-            args.model.display()
+            path.display()
         );
     }
+    Ok(())
+}
+
+/// The async runtime a bench runs on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The median of the finite values of `v` (NaN when there are none).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The `q` quantile (nearest rank) of the sorted `sorted` (NaN when empty).
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub fn run(args: &LocalBench) -> anyhow::Result<ExitCode> {
+    require_model(&args.model)?;
     if args.concurrency.iter().any(|&n| n == 0 || n > 64) {
         bail!(
             "--concurrency takes numbers from 1 to 64, found {:?}",
             args.concurrency
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(bench(args))?;
+    runtime()?.block_on(bench(args))?;
     Ok(ExitCode::SUCCESS)
 }
 

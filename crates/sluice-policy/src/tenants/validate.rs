@@ -4,7 +4,7 @@
 use crate::env::{self, EnvLookup};
 use crate::locate::KeyPath;
 use crate::raw::{RawAdmin, RawTenant, RawTenants};
-use crate::validate::{values, At, Invalid, VERSION};
+use crate::validate::{check_version, values, At, Invalid};
 
 use super::Tenant;
 
@@ -25,13 +25,7 @@ struct KeyOwner {
 
 pub(super) fn file(raw: &RawTenants, env: EnvLookup<'_>) -> Result<Valid, Invalid> {
     let root = KeyPath::default();
-    if raw.version.0 != VERSION {
-        return Err(format!(
-            "expected version {VERSION}, found {}",
-            raw.version.0
-        ))
-        .at(&root.key("version"));
-    }
+    check_version(raw.version.0, &root)?;
     let list_path = root.key("tenants");
     let list = match raw.tenants.as_deref() {
         None | Some([]) => {

@@ -15,7 +15,7 @@ use sluice_proto::v1 as pb;
 use sluice_slm::SlmModel;
 
 use super::gateway::{messages, Gateway};
-use super::upstream;
+use super::{median, quantile, upstream};
 use crate::cli::BurstBench;
 
 /// `local.max_queue` of the unbounded configuration: the largest a policy takes.
@@ -80,16 +80,8 @@ fn memory_mb() -> anyhow::Result<(f64, f64)> {
 }
 
 pub fn run(args: &BurstBench) -> anyhow::Result<ExitCode> {
-    if !args.model.is_file() {
-        bail!(
-            "model file {} does not exist; `scripts/fetch-model` makes the default one, or pass --model",
-            args.model.display()
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    super::require_model(&args.model)?;
+    let runtime = super::runtime()?;
     if let Some(max_queue) = args.child {
         let sample = runtime.block_on(child(args, max_queue))?;
         println!("{}", serde_json::to_string(&sample)?);
@@ -177,23 +169,10 @@ fn run_child(args: &BurstBench, max_queue: u32) -> anyhow::Result<Sample> {
     serde_json::from_str(line.trim()).with_context(|| format!("unreadable child output {line:?}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The `q` quantile of unsorted `v`.
+fn quantile_of(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// The `q` quantile (nearest rank) of `v`.
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
+    quantile(&v, q)
 }
 
 fn parent(args: &BurstBench) -> anyhow::Result<ExitCode> {
@@ -249,8 +228,8 @@ impl Row {
             local: m(&|s| s.local as f64),
             remote: m(&|s| s.remote as f64),
             errors: m(&|s| s.errors as f64),
-            p50_ms: m(&|s| quantile(s.latencies_ms.clone(), 0.5)),
-            p99_ms: m(&|s| quantile(s.latencies_ms.clone(), 0.99)),
+            p50_ms: m(&|s| quantile_of(s.latencies_ms.clone(), 0.5)),
+            p99_ms: m(&|s| quantile_of(s.latencies_ms.clone(), 0.99)),
             wall_s: m(&|s| s.wall_s),
             rss_loaded_mb: m(&|s| s.rss_loaded_mb),
             rss_after_mb: m(&|s| s.rss_after_mb),
@@ -310,9 +289,10 @@ mod tests {
     #[test]
     fn quantiles_and_medians() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(v.clone(), 0.5), 50.0);
-        assert_eq!(quantile(v.clone(), 0.99), 99.0);
-        assert_eq!(quantile(vec![3.0], 0.99), 3.0);
+        assert_eq!(quantile_of(v.clone(), 0.5), 50.0);
+        assert_eq!(quantile_of(v.iter().rev().copied().collect(), 0.99), 99.0);
+        assert_eq!(quantile_of(vec![3.0], 0.99), 3.0);
+        assert!(median(vec![f64::NAN]).is_nan());
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }

@@ -19,7 +19,7 @@ use sluice_proto::v1::router_client::RouterClient;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
-use super::upstream;
+use super::{median, quantile, upstream};
 use crate::cli::GatewayBench;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -297,15 +297,6 @@ impl Target {
     }
 }
 
-/// The `q` quantile (nearest rank) of sorted `v`, in ms.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// Open loop: a request every 1/rate s for `secs`, latency from its scheduled time.
 async fn open_loop(target: &Target, rate: u32, secs: f64) -> (Vec<f64>, usize) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<f64, ()>>();
@@ -337,29 +328,10 @@ async fn open_loop(target: &Target, rate: u32, secs: f64) -> (Vec<f64>, usize) {
     (ok, errors)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 pub fn run(args: &GatewayBench) -> anyhow::Result<ExitCode> {
-    if !args.model.is_file() {
-        bail!(
-            "model file {} does not exist (sluice serve loads it even on the remote path); \
-             `scripts/fetch-model` makes it, or pass --model",
-            args.model.display()
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(bench(args))?;
+    // `sluice serve` loads the model even when every request goes to the tier.
+    super::require_model(&args.model)?;
+    super::runtime()?.block_on(bench(args))?;
     Ok(ExitCode::SUCCESS)
 }
 
