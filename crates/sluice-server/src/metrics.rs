@@ -401,3 +401,94 @@ impl Drop for InflightGuard<'_> {
         self.0.dec();
     }
 }
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition: a counter family's `HELP`
+/// and `TYPE` lines name its `_total` samples (OpenMetrics names the family without the
+/// suffix, which 0.0.4 parsers such as promtool read as a metric with no help text), and
+/// the `# EOF` and `# UNIT` lines go.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            // Held until the TYPE line says whether the family is a counter.
+            if let Some(h) = help.replace(rest) {
+                out.push_str("# HELP ");
+                out.push_str(h);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = if kind == "counter" && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            if let Some(h) = help.take() {
+                let text = h.split_once(' ').map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str("# HELP ");
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(h) = help {
+        out.push_str("# HELP ");
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_by_their_samples_and_eof_goes() {
+        let om = "# HELP sluice_requests Requests.\n# TYPE sluice_requests counter\n\
+                  sluice_requests_total{route=\"local\"} 1\n\
+                  # HELP sluice_slm_inflight Now.\n# TYPE sluice_slm_inflight gauge\n\
+                  sluice_slm_inflight 0\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP sluice_requests_total Requests.\n# TYPE sluice_requests_total counter\n\
+             sluice_requests_total{route=\"local\"} 1\n\
+             # HELP sluice_slm_inflight Now.\n# TYPE sluice_slm_inflight gauge\n\
+             sluice_slm_inflight 0\n"
+        );
+    }
+
+    #[test]
+    fn every_family_of_a_real_exposition_keeps_its_samples() {
+        let m = Metrics::new();
+        m.cache_lookup("miss");
+        m.local_busy("escalated");
+        let om = m.encode();
+        let text = prometheus_text(&om);
+        let samples = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(samples(&om), samples(&text));
+        assert!(
+            text.contains("# TYPE sluice_cache_lookups_total counter"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+    }
+}

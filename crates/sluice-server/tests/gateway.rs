@@ -160,6 +160,8 @@ mod http;
 mod limits;
 #[path = "gateway/probe.rs"]
 mod probe;
+#[path = "gateway/promtool.rs"]
+mod promtool;
 #[path = "gateway/reload.rs"]
 mod reload;
 #[path = "gateway/rules.rs"]
