@@ -194,8 +194,11 @@ impl Gateway {
                     .draft_or_generate(&policy, input, draft, &mut timings)
                     .await
                 {
-                    // No local fallback for a prompt too long for it: the tiers' error stands.
-                    Err(GatewayError::TooLong { .. }) => return Err(failure.into_error()),
+                    // No local fallback for a prompt too long for it, or when the local model
+                    // is full: the tiers' error stands.
+                    Err(GatewayError::TooLong { .. } | GatewayError::LocalBusy { .. }) => {
+                        return Err(failure.into_error())
+                    }
                     other => other?,
                 };
                 let meta = self.local_meta(&policy, input, info, &answer, true, timings);
@@ -216,6 +219,8 @@ impl Gateway {
         if let Some(d) = draft {
             return Ok(d.into());
         }
+        // A fresh generation takes a place on the local model like any other.
+        let _permit = self.admit_local_only(policy).await?;
         let t = Instant::now();
         let a = self.generate_local(policy, input).await?;
         timings.local_ms = ms(t.elapsed());

@@ -169,6 +169,7 @@ impl Gateway {
             let mut info = info;
             info.reason = Reason::Budget.as_str();
             let Some(d) = draft else {
+                let _permit = self.admit_local_only(&policy).await?;
                 return self
                     .stream_local(&policy, input, info, false, timings, out)
                     .await;
@@ -193,11 +194,16 @@ impl Gateway {
                     return Err(failure.into_error().into());
                 }
                 let Some(d) = draft else {
-                    // No local fallback for a prompt too long for it: the tiers' error stands.
+                    // No local fallback for a prompt too long for it, or when the local model
+                    // is full: the tiers' error stands.
                     if let Err(GatewayError::TooLong { .. }) = self.local_fits(&policy, input).await
                     {
                         return Err(failure.into_error().into());
                     }
+                    let Some(_permit) = self.admission().admit_for(&policy).await else {
+                        self.metrics().local_busy("rejected");
+                        return Err(failure.into_error().into());
+                    };
                     return self
                         .stream_local(&policy, input, info, true, timings, out)
                         .await;

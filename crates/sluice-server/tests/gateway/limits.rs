@@ -239,3 +239,36 @@ async fn local_only_requests_beyond_the_queue_wait_then_fail_with_resource_exhau
     let resp = h.chat(ask("later", pb::RouteHint::Local, "")).await;
     assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Local);
 }
+
+#[tokio::test]
+async fn fallbacks_after_a_tier_outage_take_a_place_on_the_local_model_too() {
+    let (h, mock, local) = busy_harness("0s").await;
+    mock.set_behavior(MockBehavior::Status(500));
+    let router = h.router().await;
+    // REMOTE requests have no draft: each fallback would be a fresh local generation.
+    let burst: Vec<_> = (0..8)
+        .map(|i| {
+            let mut r = router.clone();
+            tokio::spawn(async move {
+                r.chat(ask(&format!("question {i}"), pb::RouteHint::Remote, ""))
+                    .await
+            })
+        })
+        .collect();
+    let (mut fell_back, mut unavailable) = (0, 0);
+    for task in burst {
+        match task.await.unwrap() {
+            Ok(resp) => {
+                assert!(resp.into_inner().route.unwrap().fallback);
+                fell_back += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                unavailable += 1;
+            }
+        }
+    }
+    assert_eq!(fell_back + unavailable, 8);
+    assert!((1..=4).contains(&fell_back), "{fell_back} fell back");
+    assert!(local.calls() <= 4, "{} local generations", local.calls());
+}
