@@ -24,10 +24,15 @@ struct Api {
     auth: Auth,
 }
 
+/// Largest request body: the request limits' 4 MiB of message text plus room for JSON
+/// escaping and the other fields (axum's own default, 2 MB, would refuse what gRPC takes).
+const MAX_BODY_BYTES: usize = 12 * 1024 * 1024;
+
 pub fn router(gw: Gateway, auth: Auth) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Api { gw, auth })
 }
 

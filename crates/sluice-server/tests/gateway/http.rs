@@ -187,3 +187,23 @@ async fn the_same_keys_and_tenant_rules_hold() {
         .collect();
     assert_eq!(ids, ["sluice", "private"]);
 }
+
+#[tokio::test]
+async fn a_prompt_of_three_megabytes_is_taken_like_over_grpc() {
+    let (_h, mock, base) = http_harness(Auth::default()).await;
+    let mut big = hi();
+    big["messages"][0]["content"] = json!("word ".repeat(600_000));
+    big["sluice"] = json!({ "route_hint": "local" });
+    let r = post(&base, None, big).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["sluice"]["route"], "local");
+    assert!(mock.requests().is_empty());
+    // Past the request limit: the gateway's own 400, in OpenAI's shape.
+    let mut huge = hi();
+    huge["messages"][0]["content"] = json!("word ".repeat(900_000));
+    let r = post(&base, None, huge).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "messages");
+}
