@@ -162,25 +162,37 @@ async fn busy_harness(max_wait: &str) -> (Harness, MockUpstream, FakeLocal) {
     (h, mock, local)
 }
 
-#[tokio::test]
-async fn a_burst_beyond_the_local_queue_goes_to_the_tiers_on_auto() {
-    let (h, mock, local) = busy_harness("0s").await;
+/// `n` concurrent Chat calls with `hint`, each a different question; their results in order.
+async fn burst(
+    h: &Harness,
+    n: usize,
+    hint: pb::RouteHint,
+) -> Vec<Result<pb::ChatResponse, tonic::Status>> {
     let router = h.router().await;
-    let burst: Vec<_> = (0..16)
+    let tasks: Vec<_> = (0..n)
         .map(|i| {
             let mut r = router.clone();
             tokio::spawn(async move {
-                r.chat(ask(&format!("question {i}"), pb::RouteHint::Auto, ""))
+                r.chat(ask(&format!("question {i}"), hint, ""))
                     .await
-                    .unwrap()
-                    .into_inner()
+                    .map(tonic::Response::into_inner)
             })
         })
         .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_local_queue_goes_to_the_tiers_on_auto() {
+    let (h, mock, local) = busy_harness("0s").await;
     let mut local_answers = 0;
     let mut busy = 0;
-    for task in burst {
-        let resp = task.await.unwrap();
+    for resp in burst(&h, 16, pb::RouteHint::Auto).await {
+        let resp = resp.unwrap();
         match resp.route.unwrap().kind() {
             pb::RouteKind::Local => local_answers += 1,
             _ => {
@@ -206,19 +218,9 @@ async fn a_burst_beyond_the_local_queue_goes_to_the_tiers_on_auto() {
 #[tokio::test]
 async fn local_only_requests_beyond_the_queue_wait_then_fail_with_resource_exhausted() {
     let (h, _mock, _local) = busy_harness("100ms").await;
-    let router = h.router().await;
-    let burst: Vec<_> = (0..8)
-        .map(|i| {
-            let mut r = router.clone();
-            tokio::spawn(async move {
-                r.chat(ask(&format!("question {i}"), pb::RouteHint::Local, ""))
-                    .await
-            })
-        })
-        .collect();
     let mut ok = 0;
-    for task in burst {
-        match task.await.unwrap() {
+    for result in burst(&h, 8, pb::RouteHint::Local).await {
+        match result {
             Ok(_) => ok += 1,
             Err(e) => {
                 assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
@@ -244,22 +246,12 @@ async fn local_only_requests_beyond_the_queue_wait_then_fail_with_resource_exhau
 async fn fallbacks_after_a_tier_outage_take_a_place_on_the_local_model_too() {
     let (h, mock, local) = busy_harness("0s").await;
     mock.set_behavior(MockBehavior::Status(500));
-    let router = h.router().await;
     // REMOTE requests have no draft: each fallback would be a fresh local generation.
-    let burst: Vec<_> = (0..8)
-        .map(|i| {
-            let mut r = router.clone();
-            tokio::spawn(async move {
-                r.chat(ask(&format!("question {i}"), pb::RouteHint::Remote, ""))
-                    .await
-            })
-        })
-        .collect();
     let (mut fell_back, mut unavailable) = (0, 0);
-    for task in burst {
-        match task.await.unwrap() {
+    for result in burst(&h, 8, pb::RouteHint::Remote).await {
+        match result {
             Ok(resp) => {
-                assert!(resp.into_inner().route.unwrap().fallback);
+                assert!(resp.route.unwrap().fallback);
                 fell_back += 1;
             }
             Err(e) => {
