@@ -245,7 +245,6 @@ impl Gateway {
         };
         match rule.map(|(_, action)| action) {
             Some(RuleAction::Local) => {
-                self.local_fits(policy, input).await?;
                 let permit = self.admit_local_only(policy).await?;
                 return Ok(Start::HintLocal(
                     with_rule(unscored(policy, Reason::Rule)),
@@ -261,7 +260,6 @@ impl Gateway {
         }
         Ok(match input.hint {
             RouteHint::Local => {
-                self.local_fits(policy, input).await?;
                 let permit = self.admit_local_only(policy).await?;
                 Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal)), permit)
             }

@@ -194,19 +194,20 @@ impl Gateway {
                     return Err(failure.into_error().into());
                 }
                 let Some(d) = draft else {
-                    // No local fallback for a prompt too long for it, or when the local model
-                    // is full: the tiers' error stands.
-                    if let Err(GatewayError::TooLong { .. }) = self.local_fits(&policy, input).await
-                    {
-                        return Err(failure.into_error().into());
-                    }
-                    let Some(_permit) = self.admission().admit_for(&policy).await else {
-                        self.metrics().local_busy("rejected");
+                    // No local fallback when the local model is full or the prompt too long
+                    // for it (stream_local checks, before any text): the tiers' error stands.
+                    let Ok(_permit) = self.admit_local_only(&policy).await else {
                         return Err(failure.into_error().into());
                     };
-                    return self
+                    return match self
                         .stream_local(&policy, input, info, true, timings, out)
-                        .await;
+                        .await
+                    {
+                        Err(Stop::Failed(GatewayError::TooLong { .. })) => {
+                            Err(failure.into_error().into())
+                        }
+                        other => other,
+                    };
                 };
                 let pieces = d.pieces.clone();
                 let meta =
