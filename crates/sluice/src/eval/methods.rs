@@ -130,14 +130,15 @@ pub fn compare(
             let inputs = probe_inputs(refs.first().map_or(0, |s| s.last.len()));
             let probe =
                 |fold_of: &[usize]| held_out_log_odds(&refs, &right, &inputs, PROBE_L2, fold_of);
-            match (probe(&schemes.kfold), probe(&schemes.loto)) {
+            let local_probe = (probe(&schemes.kfold), probe(&schemes.loto));
+            match &local_probe {
                 (Ok(pk), Ok(pl)) => {
                     let wait_prefill = prefill_ms.clone();
                     results.push(result(
                         "prefill_probe",
                         "hidden-state probe, no draft",
-                        &pk,
-                        &pl,
+                        pk,
+                        pl,
                         &wait_prefill,
                     ));
                     let ck = cascade_scores(&refs, &right, &inputs, &draft_x, &schemes.kfold);
@@ -158,14 +159,16 @@ pub fn compare(
                     ));
                     if let Some(l) = large {
                         let (share, quality, added) =
-                            first_stage(&ck, &pk, &right, l, &prefill_ms, &draft_ms);
+                            first_stage(&ck, pk, &right, l, &prefill_ms, &draft_ms);
                         if let (Some(r), Some(a)) = (results.last_mut(), added) {
                             r.added_ms_per_escalation = Some(a);
                         }
                         cascade_stage = (share, quality);
                     }
                 }
-                (Err(e), _) | (_, Err(e)) => skipped.push(format!("prefill_probe, cascade: {e}")),
+                (Err(e), _) | (_, Err(e)) => {
+                    skipped.push(format!("prefill_probe, cascade, prefill_probe_delta: {e}"))
+                }
             }
             // The same probe fitted on whether escalating gains anything (the local answer is
             // wrong and the large one right): both-wrong requests stay local at no loss.
@@ -179,6 +182,28 @@ pub fn compare(
                         "hidden-state probe fitted on escalation gain, no draft",
                         &gk,
                         &gl,
+                        &prefill_ms,
+                    ));
+                }
+                // Two probes, one per model's correctness: escalating changes the expected
+                // accuracy by P(large right) - P(local right), whatever their dependence, so
+                // that difference ranks what to keep local.
+                let large_probe = |fold_of: &[usize]| {
+                    held_out_log_odds(&refs, &l.right, &inputs, PROBE_L2, fold_of)
+                };
+                if let ((Ok(pk), Ok(pl)), Ok(lk), Ok(ll)) = (
+                    &local_probe,
+                    large_probe(&schemes.kfold),
+                    large_probe(&schemes.loto),
+                ) {
+                    let delta = |s: &[f64], l: &[f64]| -> Vec<f64> {
+                        s.iter().zip(l).map(|(a, b)| sigmoid(*a) - sigmoid(*b)).collect()
+                    };
+                    results.push(result(
+                        "prefill_probe_delta",
+                        "two hidden-state probes: P(local right) - P(large right), no draft",
+                        &delta(pk, &lk),
+                        &delta(pl, &ll),
                         &prefill_ms,
                     ));
                 }
@@ -352,6 +377,10 @@ fn outcomes(scores: &[f64], right: &[bool], large: &LargeSide<'_>) -> Vec<Outcom
             large_cost: large.answers[i].cost(large.tier),
         })
         .collect()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// Indices of the `k` lowest scores (NaN lowest; ties in row order).
