@@ -100,12 +100,13 @@ pub fn prescreen(policy: &Policy, features: &FeatureValues) -> Option<Decision> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sluice_policy::*;
     use std::time::Duration;
 
-    fn policy(tiers: usize) -> Policy {
+    /// A policy with `tiers` tiers, `answer_confidence` and threshold 0.5.
+    pub(crate) fn policy(tiers: usize) -> Policy {
         Policy {
             name: "t".into(),
             source: None,

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod features;
 pub mod lexical;
 pub mod local;
+pub mod pipeline;
 pub mod probe;
 pub mod rules;
 

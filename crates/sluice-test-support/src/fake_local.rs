@@ -22,6 +22,7 @@ pub struct FakeLocal {
     /// How long each draft, stream and prefill takes, as a busy CPU model would.
     pub delay: std::time::Duration,
     calls: Arc<AtomicUsize>,
+    streams: Arc<AtomicUsize>,
 }
 
 impl FakeLocal {
@@ -32,6 +33,7 @@ impl FakeLocal {
             context: None,
             delay: std::time::Duration::ZERO,
             calls: Arc::new(AtomicUsize::new(0)),
+            streams: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -63,6 +65,11 @@ impl FakeLocal {
     /// How many drafts and streams were requested.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// How many of those were streams (generation with the caller's parameters).
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::SeqCst)
     }
 
     fn pieces(&self, max_tokens: u32) -> (Vec<String>, FinishReason) {
@@ -127,6 +134,7 @@ impl LocalModel for FakeLocal {
         req: LocalRequest,
     ) -> Result<BoxStream<'static, Result<LocalEvent, LocalError>>, LocalError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.streams.fetch_add(1, Ordering::SeqCst);
         self.check_length(&req.messages).await?;
         let (pieces, finish) = self.pieces(req.max_tokens);
         let done = LocalEvent::Done {

@@ -7,10 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use sluice_policy::{Message, Policy, Role, RuleAction};
-use sluice_router::{
-    confidence, decide, explain_rules, prefill_features, prescreen, request_features, LocalModel,
-    LocalRequest, RuleInput,
-};
+use sluice_router::{explain_rules, pipeline, LocalModel, LocalRequest, RuleInput};
 use sluice_slm::SlmModel;
 
 /// What `explain` was asked about.
@@ -132,13 +129,8 @@ async fn score(
     let mut out = String::new();
     let method = policy.scoring.method;
     policy.check_model(model.sha256())?;
-    let prefill = if policy.scoring.uses_prefill() {
-        prefill_features(model, messages, &policy.scoring).await?
-    } else {
-        sluice_router::FeatureValues::default()
-    };
-    let early = prescreen(policy, &prefill);
-    let draft = if method.drafts() && early.is_none() {
+    let prefill = pipeline::prefill_stage(model, policy, messages).await?;
+    let draft = if pipeline::wants_draft(policy, &prefill) {
         let draft = model
             .draft(LocalRequest {
                 messages: messages.to_vec(),
@@ -154,7 +146,7 @@ async fn score(
     } else {
         None
     };
-    let features = request_features(messages, draft.as_ref(), prefill);
+    let (features, d) = pipeline::conclude(policy, tenant, messages, prefill, draft.as_ref());
     let _ = writeln!(out, "scoring: {}", method.as_str());
     let weight = |f| {
         policy
@@ -170,13 +162,6 @@ async fn score(
         let w = weight(*f).map_or_else(|| "-".to_owned(), |w| format!("{w:.4}"));
         let _ = writeln!(out, "  {:<16} {v:>10.4} {w:>10}", f.as_str());
     }
-    let d = early.unwrap_or_else(|| {
-        decide(
-            policy,
-            tenant,
-            confidence(&policy.scoring.weights, &features),
-        )
-    });
     let c = d.confidence.unwrap_or_default();
     let route = match d.route {
         sluice_router::RouteChoice::Local => "local".to_owned(),

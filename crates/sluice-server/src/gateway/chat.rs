@@ -6,8 +6,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy, RuleAction};
 use sluice_router::{
-    confidence, decide, first_match, prefill_features, prescreen, request_features, Decision,
-    Draft, FeatureValues, FinishReason, LocalEvent, Reason, RouteChoice, RuleInput,
+    first_match, pipeline, Decision, Draft, FinishReason, LocalEvent, Reason, RouteChoice,
+    RuleInput,
 };
 
 use super::admission::LocalPermit;
@@ -28,16 +28,25 @@ pub(super) struct Scored {
     pub score_ms: f64,
 }
 
-/// How a request starts, before any tier is called.
+/// How a request starts, before any tier is called: the one request plan (rules, the
+/// prompt's fit, admission, the scoring pipeline) that Chat, ChatStream and Score all run.
 pub(super) enum Start {
-    /// Scored at or above the threshold: the draft is the answer.
-    Confident(DecisionInfo, Draft),
-    /// The caller (or a rule) asked for the local model, which has admitted it: the
-    /// answer is generated while the permit is held.
-    HintLocal(DecisionInfo, LocalPermit),
+    /// The local model answers.
+    Local(DecisionInfo, LocalStart),
     /// Go to the tiers (only the named one, when a rule chose it); the draft, if any, is the
     /// fallback.
     Escalate(DecisionInfo, Option<Draft>, Option<String>),
+}
+
+/// How the local model answers a request kept local.
+pub(super) enum LocalStart {
+    /// A drafting method scored the draft at or above the threshold: the draft is the answer.
+    Draft(Draft),
+    /// Generate now with the caller's parameters (streamed as it is produced), while the
+    /// place on the local model is held: a rule or the caller asked for the local model, or a
+    /// pre-route method kept the request without drafting. `None` only in a dry run, which
+    /// generates nothing and so takes no place.
+    Generate(Option<LocalPermit>),
 }
 
 /// A local answer, however it was produced.
@@ -143,12 +152,12 @@ impl Gateway {
     ) -> Result<(ChatOutput, Vec<String>), GatewayError> {
         let policy = policy.clone();
         let mut timings = Timings::default();
-        let (info, draft, only) = match self.begin(&policy, input, &mut timings).await? {
-            Start::Confident(info, draft) => {
+        let (info, draft, only) = match self.begin(&policy, input, &mut timings, false).await? {
+            Start::Local(info, LocalStart::Draft(draft)) => {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
                 return Ok((finish(draft.text, meta, started), draft.pieces));
             }
-            Start::HintLocal(info, permit) => {
+            Start::Local(info, LocalStart::Generate(permit)) => {
                 let t = Instant::now();
                 let answer = self.generate_local(&policy, input).await?;
                 drop(permit);
@@ -227,14 +236,23 @@ impl Gateway {
         Ok(a)
     }
 
-    /// Where a request starts: a confident draft, a local generation the caller asked for, or
-    /// the tier chain (with the draft, when one was made, kept for a fallback).
+    /// Where a request starts: a confident draft, a local generation, or the tier chain (with
+    /// the draft, when one was made, kept for a fallback). A `dry_run` (Score) takes no place
+    /// on the local model for a request it would not score.
     pub(super) async fn begin(
         &self,
         policy: &Policy,
         input: &ChatInput,
         timings: &mut Timings,
+        dry_run: bool,
     ) -> Result<Start, GatewayError> {
+        let generate = || async {
+            Ok::<_, GatewayError>(LocalStart::Generate(if dry_run {
+                None
+            } else {
+                Some(self.admit_local_only(policy).await?)
+            }))
+        };
         // Rules come first, whatever the caller's hint: a privacy rule must hold even for a
         // caller that asks for the tiers.
         let rule = self.matching_rule(policy, input).await?;
@@ -245,10 +263,10 @@ impl Gateway {
         };
         match rule.map(|(_, action)| action) {
             Some(RuleAction::Local) => {
-                let permit = self.admit_local_only(policy).await?;
-                return Ok(Start::HintLocal(
+                let start = generate().await?;
+                return Ok(Start::Local(
                     with_rule(unscored(policy, Reason::Rule)),
-                    permit,
+                    start,
                 ));
             }
             Some(RuleAction::Tier(tier)) => {
@@ -260,8 +278,8 @@ impl Gateway {
         }
         Ok(match input.hint {
             RouteHint::Local => {
-                let permit = self.admit_local_only(policy).await?;
-                Start::HintLocal(with_rule(unscored(policy, Reason::HintLocal)), permit)
+                let start = generate().await?;
+                Start::Local(with_rule(unscored(policy, Reason::HintLocal)), start)
             }
             RouteHint::Remote => {
                 Start::Escalate(with_rule(unscored(policy, Reason::HintRemote)), None, None)
@@ -276,7 +294,7 @@ impl Gateway {
                     other => other?,
                 }
                 // A full local model sends the request on rather than queueing it.
-                let Some(_permit) = self.admission().admit_for(policy).await else {
+                let Some(permit) = self.admission().admit_for(policy).await else {
                     return match policy.tiers.is_empty() {
                         false => {
                             self.metrics().local_busy("escalated");
@@ -290,13 +308,14 @@ impl Gateway {
                 timings.score_ms = s.score_ms;
                 let info = with_rule(s.info);
                 match (s.decision.route, s.draft) {
-                    (RouteChoice::Local, Some(draft)) => Start::Confident(info, draft),
-                    // A pre-route method kept it local: now generate the answer.
+                    (RouteChoice::Local, Some(draft)) => {
+                        Start::Local(info, LocalStart::Draft(draft))
+                    }
+                    // A pre-route method kept it local: the answer is generated (and streamed)
+                    // on the place scoring held.
                     (RouteChoice::Local, None) => {
-                        let t = Instant::now();
-                        let draft = self.draft(policy, input).await?;
-                        timings.local_ms = ms(t.elapsed());
-                        Start::Confident(info, draft)
+                        let permit = (!dry_run).then_some(permit);
+                        Start::Local(info, LocalStart::Generate(permit))
                     }
                     (RouteChoice::Remote, draft) => Start::Escalate(info, draft, None),
                 }
@@ -341,17 +360,14 @@ impl Gateway {
         }
     }
 
-    /// Dry run: what `Chat` would do, calling no tier.
+    /// Dry run: what `Chat` would do, calling no tier and generating no answer (the draft a
+    /// drafting method scores is made, and returned).
     pub async fn score(&self, input: ChatInput) -> Result<ScoreOutput, GatewayError> {
         let started = Instant::now();
         validate(&input)?;
         let policy = self.policy(&input)?;
-        let remote = |tier: &sluice_policy::Tier| RouteInfo {
-            kind: RouteKind::Remote,
-            tier: Some(tier.name.clone()),
-            model: tier.model.clone(),
-            fallback: false,
-        };
+        let mut timings = Timings::default();
+        let start = self.begin(&policy, &input, &mut timings, true).await?;
         let local = || -> Result<RouteInfo, GatewayError> {
             Ok(RouteInfo {
                 kind: RouteKind::Local,
@@ -360,64 +376,39 @@ impl Gateway {
                 fallback: false,
             })
         };
-        let timings = |score_ms| Timings {
-            total_ms: ms(started.elapsed()),
-            score_ms,
-            ..Timings::default()
-        };
-        // A rule that decides is the whole answer of a dry run (a reject one fails like Chat).
-        let rule = self.matching_rule(&policy, &input).await?;
-        let rule_name = rule.as_ref().map(|(name, _)| name.clone());
-        if let Some((name, action)) = rule {
-            let mut info = unscored(&policy, Reason::Rule);
-            info.rule = Some(name);
-            let route = match action {
-                RuleAction::Local => Some(local()?),
-                RuleAction::Tier(t) => policy.tiers.iter().find(|x| x.name == t).map(remote),
-                RuleAction::Reject(_) | RuleAction::Score => None,
-            };
-            if let Some(route) = route {
-                return Ok(ScoreOutput {
-                    decision: info,
-                    route,
-                    draft: String::new(),
-                    timings: timings(0.0),
-                });
+        let (decision, route, draft) = match start {
+            Start::Local(info, LocalStart::Draft(d)) => (info, local()?, d.text),
+            Start::Local(info, LocalStart::Generate(_)) => (info, local()?, String::new()),
+            Start::Escalate(info, draft, only) => {
+                let draft = draft.map(|d| d.text).unwrap_or_default();
+                let tier = only
+                    .and_then(|t| policy.tiers.iter().find(|x| x.name == t))
+                    .or_else(|| policy.first_tier());
+                match tier {
+                    Some(tier) => (
+                        info,
+                        RouteInfo {
+                            kind: RouteKind::Remote,
+                            tier: Some(tier.name.clone()),
+                            model: tier.model.clone(),
+                            fallback: false,
+                        },
+                        draft,
+                    ),
+                    // Nothing to escalate to: Chat would answer locally.
+                    None => (info, local()?, draft),
+                }
             }
-        }
-        // What Chat would do with a prompt too long for the local model, or a full one.
-        let unscored_remote = |reason: Reason| {
-            let tier = policy.first_tier()?;
-            let mut info = unscored(&policy, reason);
-            info.rule.clone_from(&rule_name);
-            Some(ScoreOutput {
-                decision: info,
-                route: remote(tier),
-                draft: String::new(),
-                timings: timings(0.0),
-            })
         };
-        match self.local_fits(&policy, &input).await {
-            Err(e @ GatewayError::TooLong { .. }) => {
-                return unscored_remote(Reason::TooLong).ok_or(e);
-            }
-            other => other?,
-        }
-        let Some(_permit) = self.admission().admit_for(&policy).await else {
-            return unscored_remote(Reason::LocalBusy).ok_or_else(|| self.local_busy(&policy));
-        };
-        let s = self.score_input(&policy, &input).await?;
-        let route = match (s.decision.route, policy.first_tier()) {
-            (RouteChoice::Remote, Some(tier)) => remote(tier),
-            _ => local()?,
-        };
-        let mut info = s.info;
-        info.rule = rule_name;
         Ok(ScoreOutput {
-            decision: info,
+            decision,
             route,
-            draft: s.draft.map(|d| d.text).unwrap_or_default(),
-            timings: timings(s.score_ms),
+            draft,
+            timings: Timings {
+                total_ms: ms(started.elapsed()),
+                score_ms: timings.score_ms,
+                ..Timings::default()
+            },
         })
     }
 
@@ -452,8 +443,9 @@ impl Gateway {
         Ok(d)
     }
 
-    /// Compute the policy's features and apply its logistic model. `answer_confidence` drafts
-    /// the answer first; the pre-route methods only prefill, so the draft is `None`.
+    /// The scoring pipeline (`sluice_router::pipeline`) on the local model, drafting through
+    /// the draft cache. `answer_confidence` drafts the answer first; the pre-route methods
+    /// only prefill, so the draft is `None`.
     pub(super) async fn score_input(
         &self,
         policy: &Policy,
@@ -461,27 +453,25 @@ impl Gateway {
     ) -> Result<Scored, GatewayError> {
         let local = self.local()?;
         let t = Instant::now();
-        let prefill = if policy.scoring.uses_prefill() {
-            let _g = self.metrics().slm_guard();
-            prefill_features(local.as_ref(), &input.messages, &policy.scoring).await?
-        } else {
-            FeatureValues::default()
+        let prefill = {
+            let _g = policy
+                .scoring
+                .uses_prefill()
+                .then(|| self.metrics().slm_guard());
+            pipeline::prefill_stage(local.as_ref(), policy, &input.messages).await?
         };
-        // `cascade`'s first stage may escalate before any draft.
-        let early = prescreen(policy, &prefill);
-        let draft = if policy.scoring.method.drafts() && early.is_none() {
+        let draft = if pipeline::wants_draft(policy, &prefill) {
             Some(self.draft(policy, input).await?)
         } else {
             None
         };
-        let features = request_features(&input.messages, draft.as_ref(), prefill);
-        let decision = early.unwrap_or_else(|| {
-            decide(
-                policy,
-                &input.tenant,
-                confidence(&policy.scoring.weights, &features),
-            )
-        });
+        let (features, decision) = pipeline::conclude(
+            policy,
+            &input.tenant,
+            &input.messages,
+            prefill,
+            draft.as_ref(),
+        );
         let info = DecisionInfo {
             confidence: decision.confidence,
             threshold: decision.threshold,

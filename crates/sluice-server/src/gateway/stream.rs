@@ -14,7 +14,7 @@ use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
 
 use super::cache::{CachedAnswer, Caches};
-use super::chat::{LocalAnswer, Start};
+use super::chat::{LocalAnswer, LocalStart, Start};
 use super::{
     local_request, ms, remote_meta, validate, AnswerMeta, ChatInput, DecisionInfo, Gateway,
     RemoteFinish, RouteKind, StreamItem, Timings,
@@ -149,15 +149,15 @@ impl Gateway {
             out.store = Some((policy.clone(), input.clone(), model));
         }
         let mut timings = Timings::default();
-        let (info, draft, only) = match self.begin(&policy, input, &mut timings).await? {
-            Start::Confident(info, draft) => {
+        let (info, draft, only) = match self.begin(&policy, input, &mut timings, false).await? {
+            Start::Local(info, LocalStart::Draft(draft)) => {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
                 for piece in draft.pieces {
                     out.delta(piece).await?;
                 }
                 return out.end(meta).await;
             }
-            Start::HintLocal(info, _permit) => {
+            Start::Local(info, LocalStart::Generate(_permit)) => {
                 return self
                     .stream_local(&policy, input, info, false, timings, out)
                     .await;

@@ -53,7 +53,44 @@ async fn prefill_probe_escalates_without_generating_and_generates_what_it_keeps(
     assert_eq!(resp.message.unwrap().content, "a local answer");
     assert_eq!(resp.decision.unwrap().reason, "confident");
     assert_eq!(local.calls(), 1, "kept local: generated once");
+    assert_eq!(local.streams(), 1, "generated with the caller's parameters, not drafted");
     assert_eq!(mock.requests().len(), 1);
+
+    // Streamed, a kept request streams from the model as it generates (no draft replayed),
+    // with the caller's max_tokens.
+    let mut router = h.router().await;
+    let mut req = ask("Capital of France?", pb::RouteHint::Auto, "");
+    req.params = Some(pb::GenerationParams {
+        max_tokens: Some(2),
+        ..Default::default()
+    });
+    let mut s = router.chat_stream(req).await.unwrap().into_inner();
+    let mut text = String::new();
+    let mut last = None;
+    while let Some(c) = s.message().await.unwrap() {
+        text.push_str(&c.delta);
+        last = Some(c);
+    }
+    assert_eq!(text, "a local ");
+    let last = last.unwrap();
+    assert_eq!(last.route.unwrap().kind(), pb::RouteKind::Local);
+    assert_eq!(last.decision.unwrap().reason, "confident");
+    assert_eq!((local.calls(), local.streams()), (2, 2));
+
+    // Score runs the same plan: the same decision, and no answer generated.
+    let score = router
+        .score(pb::ScoreRequest {
+            messages: ask("Capital of France?", pb::RouteHint::Auto, "").messages,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(score.route.unwrap().kind(), pb::RouteKind::Local);
+    assert_eq!(score.decision.unwrap().reason, "confident");
+    assert_eq!(score.draft, "", "a pre-route method drafts nothing");
+    assert_eq!(local.calls(), 2, "Score generated nothing");
+    assert_eq!(mock.requests().len(), 1, "Score called no tier");
 }
 
 #[tokio::test]

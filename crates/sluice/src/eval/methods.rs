@@ -197,7 +197,10 @@ pub fn compare(
                     large_probe(&schemes.loto),
                 ) {
                     let delta = |s: &[f64], l: &[f64]| -> Vec<f64> {
-                        s.iter().zip(l).map(|(a, b)| sigmoid(*a) - sigmoid(*b)).collect()
+                        s.iter()
+                            .zip(l)
+                            .map(|(a, b)| sigmoid(*a) - sigmoid(*b))
+                            .collect()
                     };
                     results.push(result(
                         "prefill_probe_delta",

@@ -10,6 +10,7 @@ use sluice_router::eval::routing::{
     Outcome,
 };
 use sluice_router::eval::{auprc, auroc, cross_val_scores, fit_logistic};
+use sluice_router::{pipeline, RouteChoice};
 
 use super::large::LargeAnswer;
 use super::methods::Methods;
@@ -190,28 +191,41 @@ pub fn build(
             router("length-only", routing_curve(&outcomes(&length))),
             router("random", random_curve(&outcomes(&conf))),
         ];
-        let escalated = conf
-            .iter()
-            .filter(|c| **c < policy.scoring.threshold)
-            .count();
-        let p = policy_curve[escalated];
-        let waits: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.confidence < policy.scoring.threshold)
-            .map(|r| {
-                let draft = if policy.scoring.method.drafts() {
-                    r.draft_ms
-                } else {
-                    0.0
-                };
+        // Where the policy's own decision sends each row: the gateway's decision over the
+        // row's features (the cascade's first stage included), and what each escalated row
+        // waited for: its prefill when the method reads one, its draft when it made one.
+        let mut at = CurvePoint {
+            escalated: 0,
+            share: 0.0,
+            accuracy: 0.0,
+            cost: 0.0,
+        };
+        let mut waits = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let features = r.feature_values();
+            let escalated = pipeline::decision(policy, "", &features).route == RouteChoice::Remote;
+            let right = if escalated { l.right[i] } else { labels[i] };
+            at.accuracy += f64::from(u8::from(right));
+            if escalated {
+                at.escalated += 1;
+                at.cost += l.answers[i].cost(l.tier);
                 let prefill = if policy.scoring.uses_prefill() {
                     r.prefill_ms
                 } else {
                     0.0
                 };
-                draft + prefill
-            })
-            .collect();
+                let draft = if pipeline::wants_draft(policy, &features) {
+                    r.draft_ms
+                } else {
+                    0.0
+                };
+                waits.push(prefill + draft);
+            }
+        }
+        let n = rows.len().max(1) as f64;
+        at.share = at.escalated as f64 / n;
+        at.accuracy /= n;
+        let p = at;
         Routing {
             routers,
             at_threshold: point(&policy_curve, &p),
