@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions may fail loudly too: this is test code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod deploy;
 mod eval_cli;
 mod openai_sdk;
 mod real_upstream;
