@@ -297,6 +297,26 @@ impl Target {
     }
 }
 
+/// The longest wait for a process to go idle after a round it could not keep up with.
+const SETTLE_LIMIT: Duration = Duration::from_secs(900);
+
+/// Wait until `pid` uses under 5% of a core over a second (or `SETTLE_LIMIT` passes); the
+/// seconds waited.
+async fn settle(pid: u32) -> f64 {
+    let started = Instant::now();
+    let mut last = cpu_seconds(pid);
+    while started.elapsed() < SETTLE_LIMIT {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_seconds(pid);
+        match (last, now) {
+            (Some(a), Some(b)) if b - a < 0.05 => break,
+            (_, None) => break,
+            _ => last = now,
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
 /// Open loop: a request every 1/rate s for `secs`, latency from its scheduled time.
 async fn open_loop(target: &Target, rate: u32, secs: f64) -> (Vec<f64>, usize) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<f64, ()>>();
@@ -418,10 +438,9 @@ async fn bench(args: &GatewayBench) -> anyhow::Result<()> {
             }
             for i in order {
                 let (column, target, pid) = &targets[i];
-                if let Some((at, _)) = saturated.iter().find(|(_, c)| c == column) {
-                    if rate > *at {
-                        continue;
-                    }
+                // A rate the column did not sustain is not offered again, nor any higher one.
+                if saturated.iter().any(|(at, c)| c == column && rate >= *at) {
+                    continue;
                 }
                 let cpu0 = pid.and_then(cpu_seconds);
                 let (lat, errors) = open_loop(target, rate, args.seconds).await;
@@ -446,17 +465,30 @@ async fn bench(args: &GatewayBench) -> anyhow::Result<()> {
                     args.rounds, column.label(), s.p50_ms, s.p99_ms, s.p999_ms, s.errors, s.sent
                 );
                 // Not sustained: errors, or answers queueing past a second. Higher rates would
-                // only queue longer, so they are not offered to this column again.
-                if (s.errors as f64 > 0.001 * s.sent as f64 || s.p99_ms > 1000.0)
-                    && !saturated.iter().any(|(_, c)| c == column)
-                {
+                // only queue longer, so neither it nor they are offered to this column again.
+                let failed = s.errors as f64 > 0.001 * s.sent as f64 || s.p99_ms > 1000.0;
+                samples.push(s);
+                if failed && !saturated.iter().any(|(_, c)| c == column) {
                     eprintln!(
-                        "  {} did not sustain {rate}/s: higher rates skipped",
+                        "  {} did not sustain {rate}/s: it and higher rates skipped from now on",
                         column.label()
                     );
                     saturated.push((rate, *column));
+                    // A proxy may go on working through requests its callers gave up on; the
+                    // next column must not share the cores with that.
+                    if let Some(pid) = pid {
+                        let waited = settle(*pid).await;
+                        eprintln!("  waited {waited:.0} s for it to go idle");
+                        if waited >= SETTLE_LIMIT.as_secs_f64() {
+                            notes.push(format!(
+                                "{} was still busy {} s after its {rate}/s round; later rounds \
+                                 shared the cores with it",
+                                column.label(),
+                                SETTLE_LIMIT.as_secs()
+                            ));
+                        }
+                    }
                 }
-                samples.push(s);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -547,10 +579,15 @@ fn report(
                     "–".into()
                 }
             };
+            // A rate not sustained is run once only.
+            let label = if rs.len() < args.rounds as usize {
+                format!("{} ({} of {} rounds)", col.label(), rs.len(), args.rounds)
+            } else {
+                col.label().to_owned()
+            };
             let _ = writeln!(
                 out,
-                "| {rate} | {} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {errors} of {sent} | {} | {} |",
-                col.label(),
+                "| {rate} | {label} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {errors} of {sent} | {} | {} |",
                 m(&|s| s.p50_ms),
                 m(&|s| s.p99_ms),
                 m(&|s| s.p999_ms),
