@@ -53,7 +53,11 @@ async fn prefill_probe_escalates_without_generating_and_generates_what_it_keeps(
     assert_eq!(resp.message.unwrap().content, "a local answer");
     assert_eq!(resp.decision.unwrap().reason, "confident");
     assert_eq!(local.calls(), 1, "kept local: generated once");
-    assert_eq!(local.streams(), 1, "generated with the caller's parameters, not drafted");
+    assert_eq!(
+        local.streams(),
+        1,
+        "generated with the caller's parameters, not drafted"
+    );
     assert_eq!(mock.requests().len(), 1);
 
     // Streamed, a kept request streams from the model as it generates (no draft replayed),
