@@ -46,7 +46,12 @@ async fn metrics(State(gw): State<Gateway>, headers: HeaderMap) -> impl IntoResp
 }
 
 async fn readyz(State(gw): State<Gateway>) -> impl IntoResponse {
-    if gw.is_ready() {
+    if gw.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: the server is stopping\n",
+        )
+    } else if gw.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "loading the local model\n")

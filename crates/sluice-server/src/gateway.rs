@@ -37,6 +37,8 @@ struct Inner {
     upstream: UpstreamClient,
     caches: Caches,
     metrics: Arc<Metrics>,
+    /// Set once a stop was asked for: `/readyz` answers 503 while requests are still served.
+    draining: std::sync::atomic::AtomicBool,
     /// Escalation spend per tenant, for budgets; outlives policy reloads.
     ledger: crate::budget::SpendLedger,
     /// Places on the local model; outlives policy reloads.
@@ -59,6 +61,7 @@ impl Gateway {
                 admission: admission::LocalAdmission::new(metrics.local_queue.clone()),
                 metrics,
                 ledger: crate::budget::SpendLedger::new(),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -83,6 +86,19 @@ impl Gateway {
     /// True once the local model is loaded.
     pub fn is_ready(&self) -> bool {
         self.inner.local.get().is_some()
+    }
+
+    /// From now on report not ready (the server is stopping), while still answering.
+    pub fn set_draining(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn policies(&self) -> &PolicyStore {

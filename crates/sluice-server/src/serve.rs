@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::server::HealthReporter;
 
 use crate::admin_http;
 use crate::auth::Auth;
@@ -38,6 +39,8 @@ pub struct ServeConfig {
     /// Poll the policy file or directory this often and reload when it changed; `None`: only
     /// on `Admin.ReloadPolicy`.
     pub watch_interval: Option<Duration>,
+    /// How long to go on serving after a stop signal while reporting not ready.
+    pub drain: Duration,
 }
 
 /// Bound on each Redis operation: past it the request goes on without the shared tier.
@@ -73,6 +76,7 @@ pub struct RunningServer {
     /// Where the OpenAI-compatible HTTP API listens, when it is served.
     pub http_addr: Option<SocketAddr>,
     pub gateway: Gateway,
+    health: HealthReporter,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -82,6 +86,14 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(true);
         self.wait().await
+    }
+
+    /// Stop taking traffic gracefully: report not ready at once, go on serving for `drain`
+    /// so load balancers stop sending, then stop accepting and let in-flight requests finish.
+    pub async fn drain_and_shutdown(self, drain: Duration) -> Result<(), ServeError> {
+        begin_drain(&self.gateway, &self.health, drain).await;
+        tokio::time::sleep(drain).await;
+        self.shutdown().await
     }
 
     /// Wait until the server stops by itself (a fatal error) or is shut down.
@@ -97,6 +109,20 @@ impl RunningServer {
 
     fn stopper(&self) -> watch::Sender<bool> {
         self.stop.clone()
+    }
+}
+
+/// `/readyz` 503 and gRPC health NOT_SERVING from now on, while everything still answers.
+async fn begin_drain(gw: &Gateway, health: &HealthReporter, drain: Duration) {
+    tracing::info!(
+        drain_secs = drain.as_secs_f64(),
+        "stopping: reporting not ready, serving on for the drain period"
+    );
+    gw.set_draining();
+    for service in [SERVICE_NAME, ""] {
+        health
+            .set_service_status(service, tonic_health::ServingStatus::NotServing)
+            .await;
     }
 }
 
@@ -163,6 +189,7 @@ pub async fn start(
         .transpose()?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    let drain_health = health.clone();
     health
         .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
         .await;
@@ -239,6 +266,9 @@ pub async fn start(
             Ok(model) => {
                 tracing::info!(model = model.model_id(), "local model loaded");
                 loading_gw.set_local(model);
+                if loading_gw.is_draining() {
+                    return;
+                }
                 health
                     .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
                     .await;
@@ -300,6 +330,7 @@ pub async fn start(
         admin_addr,
         http_addr,
         gateway: gw,
+        health: drain_health,
         stop,
         task,
     })
@@ -331,20 +362,26 @@ pub async fn run(
     loader: LocalLoader,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let drain = config.drain;
     let server = start(config, policies, loader).await?;
     let http = server
         .http_addr
         .map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, http = %http, "sluice listening");
     let stop = server.stopper();
+    let (gw, health) = (server.gateway.clone(), server.health.clone());
     let wait = server.wait();
     tokio::pin!(wait);
     tokio::select! {
         r = &mut wait => return r,
-        _ = shutdown => {
-            tracing::info!("shutting down, draining in-flight requests");
-            let _ = stop.send(true);
-        }
+        _ = shutdown => {}
     }
+    begin_drain(&gw, &health, drain).await;
+    tokio::select! {
+        r = &mut wait => return r,
+        _ = tokio::time::sleep(drain) => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop.send(true);
     wait.await
 }

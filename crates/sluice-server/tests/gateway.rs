@@ -496,3 +496,93 @@ async fn shutdown_drains_requests_in_flight() {
         pb::RouteKind::Remote
     );
 }
+
+#[tokio::test]
+async fn a_stop_reports_not_ready_serves_through_the_drain_then_finishes_in_flight_requests() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let slow = Duration::from_millis(800);
+    let mock = MockUpstream::start(MockConfig {
+        behavior: MockBehavior::Delay(slow),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "error"),
+        FakeLocal::new("a local answer", SURE).with_delay(slow),
+    )
+    .await;
+    assert_eq!(h.http_get("/readyz").await.0, 200);
+    let router = h.router().await;
+    let call = |hint, prompt: &'static str| {
+        let mut r = router.clone();
+        tokio::spawn(async move { r.chat(ask(prompt, hint, "")).await })
+    };
+    // One request in flight on each path.
+    let local = call(pb::RouteHint::Local, "in flight, local");
+    let remote = call(pb::RouteHint::Remote, "in flight, remote");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (admin, grpc) = (h.server.admin_addr, h.server.grpc_addr);
+    let Harness { server, dir } = h;
+    let h_admin = move |path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(admin).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    let stopping = tokio::spawn(server.drain_and_shutdown(Duration::from_millis(1500)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Not ready at once, over HTTP and gRPC health, while requests are still answered.
+    let ready = h_admin("/readyz").await.unwrap();
+    assert!(
+        ready.starts_with("HTTP/1.0 503") || ready.starts_with("HTTP/1.1 503"),
+        "{ready}"
+    );
+    assert!(ready.contains("draining"), "{ready}");
+    let mut health = HealthClient::new(
+        Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let status = health
+        .check(HealthCheckRequest {
+            service: "sluice.v1.Router".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::NotServing);
+    let late = call(pb::RouteHint::Remote, "sent during the drain")
+        .await
+        .unwrap()
+        .expect("a request during the drain period is answered");
+    assert_eq!(
+        late.into_inner().route.unwrap().kind(),
+        pb::RouteKind::Remote
+    );
+
+    // The requests in flight when the stop came finished, on both paths.
+    for (path, kind, call) in [
+        ("local", pb::RouteKind::Local, local),
+        ("remote", pb::RouteKind::Remote, remote),
+    ] {
+        let resp = call
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("the in-flight {path} request failed: {e}"));
+        assert_eq!(resp.into_inner().route.unwrap().kind(), kind, "{path}");
+    }
+    stopping.await.unwrap().unwrap();
+    // Stopped: no new connections.
+    assert!(tokio::net::TcpStream::connect(grpc).await.is_err());
+    assert!(h_admin("/readyz").await.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -53,6 +53,11 @@ pub enum Command {
         /// changed; 0 turns watching off (Admin.ReloadPolicy still works).
         #[arg(long, env = "SLUICE_POLICY_WATCH_SECS", default_value_t = 2.0, value_parser = seconds)]
         policy_watch_secs: f64,
+        /// On SIGTERM or Ctrl-C, report not ready (/readyz 503, gRPC health NOT_SERVING) and
+        /// keep serving this long, so load balancers stop sending first; then stop accepting
+        /// and let in-flight requests finish.
+        #[arg(long, env = "SLUICE_DRAIN_SECS", default_value_t = 0.0, value_parser = seconds)]
+        drain_secs: f64,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)

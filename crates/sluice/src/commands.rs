@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tenants,
             redis_url,
             policy_watch_secs,
+            drain_secs,
         } => serve(
             &policy,
             tenants.as_deref(),
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 redis_url,
                 watch_interval: (policy_watch_secs > 0.0)
                     .then(|| std::time::Duration::from_secs_f64(policy_watch_secs)),
+                drain: std::time::Duration::from_secs_f64(drain_secs),
             },
             model,
         ),

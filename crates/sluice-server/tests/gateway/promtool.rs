@@ -1,5 +1,6 @@
 //! `/metrics` after a mixed workload passes `promtool check metrics` (Debian's `prometheus`
-//! package, which `scripts/test` installs); skipped, saying why, without promtool.
+//! package, which `scripts/test` installs); skipped, saying why, without promtool. The Grafana
+//! dashboard in `deploy/grafana/` queries only metrics that exist, in PromQL promtool accepts.
 
 use super::*;
 
@@ -18,13 +19,16 @@ fn promtool() -> Option<std::path::PathBuf> {
     found
 }
 
-#[tokio::test]
-async fn metrics_after_a_mixed_workload_pass_promtool() {
-    let Some(promtool) = promtool() else { return };
+/// `/metrics` after local, remote, rule, cached, streamed, unknown-policy and bad requests, a
+/// spent budget, a full local model and a reload: every family has a series.
+async fn after_a_mixed_workload() -> String {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
-        + "rules:\n  - name: privacy\n    when: { pii: any }\n    action: local\n";
-    let h = Harness::single(yaml, FakeLocal::new("a local answer", SURE)).await;
+        .replace("max_tokens: 64 }", "max_tokens: 64, max_queue: 1 }")
+        + "rules:\n  - name: privacy\n    when: { pii: any }\n    action: local\n"
+        + "budget:\n  daily_usd: 0.000001\n  on_exhausted: reject\n";
+    let local = FakeLocal::new("a local answer", SURE).with_delay(Duration::from_millis(100));
+    let h = Harness::single(yaml, local).await;
     let mut router = h.router().await;
     // Local, remote, a rule, a cached repeat, a stream, an unknown policy, a bad request.
     let greedy = |mut r: pb::ChatRequest| {
@@ -47,12 +51,29 @@ async fn metrics_after_a_mixed_workload_pass_promtool() {
     while s.message().await.unwrap().is_some() {}
     let _ = router.chat(ask("x", pb::RouteHint::Auto, "nope")).await;
     let _ = router.chat(pb::ChatRequest::default()).await;
+    // The first escalation spent the budget: this one is refused by it.
+    let spent = router
+        .chat(ask("hard again", pb::RouteHint::Remote, ""))
+        .await;
+    assert_eq!(spent.unwrap_err().code(), Code::ResourceExhausted);
+    // Two at once on a local model that takes one: the other is sent on (local_busy).
+    let (mut r1, mut r2) = (h.router().await, h.router().await);
+    let _ = tokio::join!(
+        r1.chat(ask("one", pb::RouteHint::Auto, "")),
+        r2.chat(ask("two", pb::RouteHint::Auto, ""))
+    );
+    h.server.gateway.reload_policies("test").unwrap();
 
     let (status, text) = h.http_get("/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains("sluice_requests_total{"), "{text}");
+    text
+}
+
+/// promtool's report (stdout and stderr) and whether it succeeded.
+fn run_promtool(promtool: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
     let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -63,7 +84,7 @@ async fn metrics_after_a_mixed_workload_pass_promtool() {
         .stdin
         .take()
         .unwrap()
-        .write_all(text.as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let report = format!(
@@ -71,8 +92,76 @@ async fn metrics_after_a_mixed_workload_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "promtool failed:\n{report}\n{text}");
+    (out.status.success(), report)
+}
+
+#[tokio::test]
+async fn metrics_after_a_mixed_workload_pass_promtool() {
+    let Some(promtool) = promtool() else { return };
+    let text = after_a_mixed_workload().await;
+    let (ok, report) = run_promtool(&promtool, &["check", "metrics"], &text);
+    assert!(ok, "promtool failed:\n{report}\n{text}");
     assert_eq!(report.trim(), "", "promtool reported:\n{report}");
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_queries_metrics_that_exist() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/sluice.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for t in targets {
+            exprs.push(t["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let text = after_a_mixed_workload().await;
+    // Every metric a query names has a series after the workload (histograms by their
+    // _bucket series).
+    let mut names = std::collections::BTreeSet::new();
+    for e in &exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("sluice_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            names.insert(name);
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        let exported = text
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+        assert!(
+            exported,
+            "the dashboard queries {name}, which /metrics does not have:\n{text}"
+        );
+    }
+    // And promtool parses every query (Grafana's $__rate_interval as a fixed range).
+    let Some(promtool) = promtool() else { return };
+    let dir = std::env::temp_dir().join(format!("sluice-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, e) in exprs.iter().enumerate() {
+        let e = e.replace("$__rate_interval", "5m");
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {}\n",
+            serde_json::to_string(&e).unwrap()
+        ));
+    }
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, &rules).unwrap();
+    let (ok, report) = run_promtool(&promtool, &["check", "rules", file.to_str().unwrap()], "");
+    assert!(
+        ok,
+        "promtool rejected a dashboard query:\n{report}\n{rules}"
+    );
 }
 
 #[tokio::test]

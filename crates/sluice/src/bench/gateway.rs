@@ -95,6 +95,7 @@ impl Gateway {
             auth: Default::default(),
             redis_url: None,
             watch_interval: None,
+            drain: std::time::Duration::ZERO,
         };
         let loader: sluice_server::serve::LocalLoader =
             Box::new(move || async move { Ok(model as Arc<dyn LocalModel>) }.boxed());
