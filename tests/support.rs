@@ -10,7 +10,12 @@ use sluice_proto::v1 as pb;
 use tonic::transport::Channel;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(
+        // At run time: a test binary cargo reuses from another checkout keeps that one's path.
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..")
 }
 
 pub fn model_path() -> PathBuf {

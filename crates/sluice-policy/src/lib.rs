@@ -27,3 +27,12 @@ pub use model::*;
 pub use pii::PiiKind;
 pub use set::{PolicySet, DEFAULT_POLICY_NAME};
 pub use tenants::{load_tenants, parse_tenants, Tenant, Tenants};
+
+/// A file of the repository, for tests. Read at run time: cargo reuses a test binary built in
+/// another checkout of the same sources, and `env!` would keep that checkout's path.
+#[cfg(test)]
+pub(crate) fn repo_file(relative: &str) -> std::path::PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    std::path::Path::new(&dir).join("../..").join(relative)
+}

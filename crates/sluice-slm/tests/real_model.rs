@@ -12,8 +12,12 @@ use sluice_router::{FinishReason, LocalEvent, LocalModel, LocalRequest};
 use sluice_slm::{SlmError, SlmModel};
 
 fn model_path() -> PathBuf {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q8_0.gguf");
+    let p = Path::new(
+        // At run time: a test binary cargo reuses from another checkout keeps that one's path.
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../../models/SmolLM2-135M-Instruct.Q8_0.gguf");
     assert!(
         p.is_file(),
         "{} is missing: run scripts/fetch-model",

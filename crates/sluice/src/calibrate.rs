@@ -335,6 +335,14 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `policies/default.yaml`, found at run time (a reused test binary keeps the path of the
+    /// checkout it was built in).
+    fn shipped_default() -> std::path::PathBuf {
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+        Path::new(&dir).join("../../policies/default.yaml")
+    }
     use std::path::Path;
 
     fn calib() -> Calibration {
@@ -376,10 +384,7 @@ mod tests {
 
     #[test]
     fn the_shipped_policies_can_be_rewritten() {
-        let src = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml"),
-        )
-        .unwrap();
+        let src = std::fs::read_to_string(shipped_default()).unwrap();
         let text = rewrite_policy(&src, &calib()).unwrap();
         let env = |_: &str| None;
         let p = sluice_policy::parse_policy(&text, Path::new("x.yaml"), &env).unwrap();
@@ -403,10 +408,7 @@ mod tests {
             "test".into(),
         );
         probe::write(&dir.join("probes/p.json"), &file).unwrap();
-        let src = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml"),
-        )
-        .unwrap();
+        let src = std::fs::read_to_string(shipped_default()).unwrap();
         let mut c = calib();
         c.method = ScoringMethod::Cascade;
         c.escalate_below = Some((0.125, 0.1));

@@ -403,7 +403,7 @@ fn broken_and_empty_documents() {
 
 #[test]
 fn shipped_default_policy_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml");
+    let path = crate::repo_file("policies/default.yaml");
     let src = std::fs::read_to_string(&path).unwrap();
     let policy = parse_policy(&src, &path, &no_env).unwrap();
     assert_eq!(policy.name, "default");

@@ -14,11 +14,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::parse_policy;
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
+use crate::repo_file;
 
 fn pretty(schema: &Value) -> String {
     let mut text = serde_json::to_string_pretty(schema).unwrap();

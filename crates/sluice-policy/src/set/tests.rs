@@ -205,7 +205,7 @@ scoring:",
 
 #[test]
 fn shipped_policies_directory_loads() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let dir = crate::repo_file("policies");
     let set = load(&dir).unwrap();
     assert_eq!(set.default_policy().name, DEFAULT_POLICY_NAME);
 }

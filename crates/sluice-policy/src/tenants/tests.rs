@@ -256,7 +256,7 @@ fn load_reads_the_file_and_reports_io_errors() {
 
 #[test]
 fn shipped_example_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tenants.example.yaml");
+    let path = crate::repo_file("deploy/tenants.example.yaml");
     let src = std::fs::read_to_string(&path).unwrap();
     let tenants = parse_tenants(&src, &path, &env).unwrap();
     assert_eq!(tenants.names(), ["acme", "beta"]);

@@ -1,7 +1,6 @@
 //! Tests of `rules:`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::{invalid, no_env, parse, FULL, MINIMAL};
 use crate::model::*;
@@ -180,7 +179,7 @@ fn example_parses_into_domain_values() {
 
 #[test]
 fn files_without_the_new_keys_load_unchanged() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.yaml");
+    let path = crate::repo_file("policies/default.yaml");
     let src = std::fs::read_to_string(&path).unwrap();
     let shipped = crate::parse_policy(&src, &path, &no_env).unwrap();
     for policy in [shipped, parse(FULL).unwrap(), parse(MINIMAL).unwrap()] {
