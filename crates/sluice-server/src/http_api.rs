@@ -2,6 +2,7 @@
 //! their own listener, mapped onto the same request path as gRPC (same tenants and keys,
 //! same policies, same error table).
 
+pub mod limit;
 mod stream;
 pub mod wire;
 

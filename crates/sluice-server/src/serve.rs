@@ -41,7 +41,12 @@ pub struct ServeConfig {
     pub watch_interval: Option<Duration>,
     /// How long to go on serving after a stop signal while reporting not ready.
     pub drain: Duration,
+    /// Most HTTP API connections open at once (`None`: `DEFAULT_HTTP_MAX_CONNECTIONS`).
+    pub http_max_connections: Option<usize>,
 }
+
+/// The HTTP API's default bound on open connections.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
 
 /// Bound on each Redis operation: past it the request goes on without the shared tier.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -239,9 +244,12 @@ pub async fn start(
         );
     let admin = axum::serve(admin_listener, admin_http::router(gw.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let max_connections = config
+        .http_max_connections
+        .unwrap_or(DEFAULT_HTTP_MAX_CONNECTIONS);
     let http = http_listener.map(|(listener, _)| {
         axum::serve(
-            listener,
+            crate::http_api::limit::BoundedListener::new(listener, max_connections),
             crate::http_api::router(gw.clone(), config.auth.clone()),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()))

@@ -58,6 +58,10 @@ pub enum Command {
         /// and let in-flight requests finish.
         #[arg(long, env = "SLUICE_DRAIN_SECS", default_value_t = 0.0, value_parser = seconds)]
         drain_secs: f64,
+        /// Most HTTP API connections open at once; further ones wait in the kernel's accept
+        /// queue until one closes (an HTTP/1.1 client opens one per request in flight).
+        #[arg(long, env = "SLUICE_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+        http_max_connections: u32,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             redis_url,
             policy_watch_secs,
             drain_secs,
+            http_max_connections,
         } => serve(
             &policy,
             tenants.as_deref(),
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 watch_interval: (policy_watch_secs > 0.0)
                     .then(|| std::time::Duration::from_secs_f64(policy_watch_secs)),
                 drain: std::time::Duration::from_secs_f64(drain_secs),
+                http_max_connections: Some(http_max_connections as usize),
             },
             model,
         ),

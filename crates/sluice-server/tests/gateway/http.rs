@@ -207,3 +207,42 @@ async fn a_prompt_of_three_megabytes_is_taken_like_over_grpc() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "messages");
 }
+
+#[tokio::test]
+async fn connections_past_the_bound_wait_until_one_closes() {
+    let h = Harness::start_with(
+        ServeConfig {
+            http_listen: Some("127.0.0.1:0".into()),
+            http_max_connections: Some(2),
+            ..ServeConfig::default()
+        },
+        &[("default.yaml", policy_yaml("default", &[], "local"))],
+        loader_of(FakeLocal::new("a local answer", SURE)),
+    )
+    .await;
+    h.router().await;
+    let addr = h.server.http_addr.unwrap();
+    let models = || async move {
+        // A fresh client each time: its own connection.
+        reqwest::Client::new()
+            .get(format!("http://{addr}/v1/models"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+    };
+    assert_eq!(models().await.unwrap().status(), 200);
+    // Two connections held open take both places: a third is not served while they stay.
+    let idle_a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let idle_b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = models().await;
+    assert!(
+        waited.as_ref().is_err_and(|e| e.is_timeout()),
+        "served past the bound: {waited:?}"
+    );
+    // One closes: the next connection is served.
+    drop(idle_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(models().await.unwrap().status(), 200);
+    drop(idle_b);
+}

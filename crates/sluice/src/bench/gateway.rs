@@ -96,6 +96,7 @@ impl Gateway {
             redis_url: None,
             watch_interval: None,
             drain: std::time::Duration::ZERO,
+            http_max_connections: None,
         };
         let loader: sluice_server::serve::LocalLoader =
             Box::new(move || async move { Ok(model as Arc<dyn LocalModel>) }.boxed());
