@@ -389,7 +389,7 @@ mod tests {
         let env = |_: &str| None;
         let p = sluice_policy::parse_policy(&text, Path::new("x.yaml"), &env).unwrap();
         assert_eq!(p.scoring.threshold, 0.3);
-        assert!(text.contains("# Weights and threshold calibrated for SmolLM2"));
+        assert!(text.contains("# Weights and threshold calibrated for the served file"));
     }
 
     #[test]
