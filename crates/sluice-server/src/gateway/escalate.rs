@@ -82,20 +82,34 @@ impl Gateway {
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
         for tier in tiers(policy, only) {
+            let attempt = Instant::now();
+            let gen_ai = |error, tokens| {
+                self.metrics().gen_ai_call(
+                    tier.provider.as_str(),
+                    &tier.model,
+                    attempt.elapsed().as_secs_f64(),
+                    error,
+                    tokens,
+                )
+            };
             let Some(result) =
                 by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
             else {
                 self.metrics().upstream_call(&tier.name, "deadline");
+                gen_ai(Some("deadline"), None);
                 failure.deadline(&tier.name);
                 break;
             };
             match result {
                 Ok(c) => {
                     self.metrics().upstream_call(&tier.name, "ok");
+                    let tokens = (c.usage.prompt_tokens, c.usage.completion_tokens);
+                    gen_ai(None, Some(tokens));
                     return Ok((c, tier.clone(), super::ms(started.elapsed())));
                 }
                 Err(e) => {
                     self.metrics().upstream_call(&tier.name, status_label(&e));
+                    gen_ai(Some(status_label(&e)), None);
                     tracing::warn!(tier = %tier.name, error = %e, "tier failed");
                     failure.push(&e);
                 }
@@ -118,6 +132,17 @@ impl Gateway {
         let req = upstream_request(input);
         let mut failure = ChainFailure::default();
         for tier in tiers(policy, only) {
+            let attempt = Instant::now();
+            // A stream that opens is counted when it ends (`Gateway::gen_ai_stream`).
+            let failed = |error| {
+                self.metrics().gen_ai_call(
+                    tier.provider.as_str(),
+                    &tier.model,
+                    attempt.elapsed().as_secs_f64(),
+                    Some(error),
+                    None,
+                )
+            };
             let open = async {
                 match self.inner.upstream.chat_stream(tier, &req).await {
                     Ok(mut s) => match s.next().await {
@@ -136,6 +161,7 @@ impl Gateway {
             };
             let Some(opened) = by_deadline(input.deadline, open).await else {
                 self.metrics().upstream_call(&tier.name, "deadline");
+                failed("deadline");
                 failure.deadline(&tier.name);
                 break;
             };
@@ -146,6 +172,7 @@ impl Gateway {
                 }
                 Err(e) => {
                     self.metrics().upstream_call(&tier.name, status_label(&e));
+                    failed(status_label(&e));
                     tracing::warn!(tier = %tier.name, error = %e, "tier failed to stream");
                     failure.push(&e);
                 }

@@ -199,3 +199,54 @@ async fn a_scraper_that_asks_for_openmetrics_gets_it() {
     );
     assert!(!plain.contains("# EOF"));
 }
+
+#[tokio::test]
+async fn the_genai_metrics_count_tier_calls_by_provider_and_configured_model() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let h = Harness::single(
+        policy_yaml("default", &[("large", &mock.base_url())], "local"),
+        FakeLocal::new("a local answer", SURE),
+    )
+    .await;
+    let mut router = h.router().await;
+    h.chat(ask("one", pb::RouteHint::Remote, "")).await;
+    h.chat(ask("two", pb::RouteHint::Remote, "")).await;
+    let mut s = router
+        .chat_stream(ask("three", pb::RouteHint::Remote, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    while s.message().await.unwrap().is_some() {}
+    // A local answer is no tier call.
+    h.chat(ask("hi", pb::RouteHint::Local, "")).await;
+
+    let (_, text) = h.http_get("/metrics").await;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let call =
+        r#"gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="big""#;
+    // Three calls to the tier, each observed once; the model is the policy's, not the name
+    // the tier answered with ("mock-large"), so the label stays bounded.
+    assert_eq!(
+        value(&format!(
+            "gen_ai_client_operation_duration_seconds_count{{{call},error_type=\"\"}}"
+        )),
+        3.0
+    );
+    assert!(!text.contains("mock-large"), "{text}");
+    // The mock reports 12 input and 7 output tokens per call.
+    for (kind, sum) in [("input", 36.0), ("output", 21.0)] {
+        let labels = format!("{call},gen_ai_token_type=\"{kind}\"");
+        assert_eq!(
+            value(&format!("gen_ai_client_token_usage_sum{{{labels}}}")),
+            sum
+        );
+        assert_eq!(
+            value(&format!("gen_ai_client_token_usage_count{{{labels}}}")),
+            3.0
+        );
+    }
+}
