@@ -111,20 +111,7 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
     type Error = GatewayError;
 
     fn try_from(r: pb::ChatRequest) -> Result<Self, Self::Error> {
-        let hint = match pb::RouteHint::try_from(r.route_hint) {
-            Ok(pb::RouteHint::Auto) => RouteHint::Auto,
-            Ok(pb::RouteHint::Local) => RouteHint::Local,
-            Ok(pb::RouteHint::Remote) => RouteHint::Remote,
-            Err(_) => {
-                return Err(GatewayError::invalid(
-                    "route_hint",
-                    format!(
-                        "expected ROUTE_HINT_AUTO, ROUTE_HINT_LOCAL or ROUTE_HINT_REMOTE, found unknown value {}",
-                        r.route_hint
-                    ),
-                ))
-            }
-        };
+        let hint = route_hint(r.route_hint)?;
         Ok(ChatInput {
             tenant: String::new(),
             messages: messages(r.messages)?,
@@ -140,6 +127,20 @@ impl TryFrom<pb::ChatRequest> for ChatInput {
     }
 }
 
+fn route_hint(value: i32) -> Result<RouteHint, GatewayError> {
+    match pb::RouteHint::try_from(value) {
+        Ok(pb::RouteHint::Auto) => Ok(RouteHint::Auto),
+        Ok(pb::RouteHint::Local) => Ok(RouteHint::Local),
+        Ok(pb::RouteHint::Remote) => Ok(RouteHint::Remote),
+        Err(_) => Err(GatewayError::invalid(
+            "route_hint",
+            format!(
+                "expected ROUTE_HINT_AUTO, ROUTE_HINT_LOCAL or ROUTE_HINT_REMOTE, found unknown value {value}"
+            ),
+        )),
+    }
+}
+
 impl TryFrom<pb::ScoreRequest> for ChatInput {
     type Error = GatewayError;
 
@@ -150,7 +151,7 @@ impl TryFrom<pb::ScoreRequest> for ChatInput {
             policy: r.policy,
             tags: r.tags.into_iter().collect(),
             params: params(r.params),
-            hint: RouteHint::Auto,
+            hint: route_hint(r.route_hint)?,
             request_id: new_request_id(),
             deadline: None,
             cache: CacheControl::default(),

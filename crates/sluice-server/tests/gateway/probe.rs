@@ -93,6 +93,23 @@ async fn prefill_probe_escalates_without_generating_and_generates_what_it_keeps(
     assert_eq!(score.route.unwrap().kind(), pb::RouteKind::Local);
     assert_eq!(score.decision.unwrap().reason, "confident");
     assert_eq!(score.draft, "", "a pre-route method drafts nothing");
+    // With a hint, what Chat would do with it.
+    for (hint, kind, reason) in [
+        (pb::RouteHint::Remote, pb::RouteKind::Remote, "hint_remote"),
+        (pb::RouteHint::Local, pb::RouteKind::Local, "hint_local"),
+    ] {
+        let s = router
+            .score(pb::ScoreRequest {
+                messages: ask("Capital of France?", hint, "").messages,
+                route_hint: hint.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(s.route.unwrap().kind(), kind, "{hint:?}");
+        assert_eq!(s.decision.unwrap().reason, reason, "{hint:?}");
+    }
     assert_eq!(local.calls(), 2, "Score generated nothing");
     assert_eq!(mock.requests().len(), 1, "Score called no tier");
 }
