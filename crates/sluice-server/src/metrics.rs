@@ -422,16 +422,18 @@ impl Metrics {
     }
 
     /// Count one call to a tier.
-    /// One call to a tier's model, in the GenAI conventions' terms: its duration, its error
-    /// class if it failed, and its (input, output) tokens when the tier reported them.
+    /// One call to `tier`'s model that began at `started`, in the GenAI conventions' terms: its
+    /// duration, its error class if it failed, and its (input, output) tokens when the tier
+    /// reported them.
     pub fn gen_ai_call(
         &self,
-        provider: &str,
-        model: &str,
-        seconds: f64,
+        tier: &sluice_policy::Tier,
+        started: std::time::Instant,
         error: Option<&str>,
         tokens: Option<(u64, u64)>,
     ) {
+        let (provider, model) = (tier.provider.as_str(), tier.model.as_str());
+        let seconds = started.elapsed().as_secs_f64();
         let op = "chat".to_owned();
         self.gen_ai_duration
             .get_or_create(&GenAiLabels {

@@ -95,25 +95,30 @@ impl RunningServer {
 
     /// Stop taking traffic gracefully: report not ready at once, go on serving for `drain`
     /// so load balancers stop sending, then stop accepting and let in-flight requests finish.
-    pub async fn drain_and_shutdown(self, drain: Duration) -> Result<(), ServeError> {
+    /// A server that fails during the drain returns that failure at once.
+    pub async fn drain_and_shutdown(mut self, drain: Duration) -> Result<(), ServeError> {
         begin_drain(&self.gateway, &self.health, drain).await;
-        tokio::time::sleep(drain).await;
+        tokio::select! {
+            r = &mut self.task => return joined(r),
+            _ = tokio::time::sleep(drain) => {}
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
         self.shutdown().await
     }
 
     /// Wait until the server stops by itself (a fatal error) or is shut down.
     pub async fn wait(self) -> Result<(), ServeError> {
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(ServeError::Serve {
-                what: "gateway",
-                message: e.to_string(),
-            }),
-        }
+        joined(self.task.await)
     }
+}
 
-    fn stopper(&self) -> watch::Sender<bool> {
-        self.stop.clone()
+fn joined(r: Result<Result<(), ServeError>, tokio::task::JoinError>) -> Result<(), ServeError> {
+    match r {
+        Ok(r) => r,
+        Err(e) => Err(ServeError::Serve {
+            what: "gateway",
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -371,25 +376,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let drain = config.drain;
-    let server = start(config, policies, loader).await?;
+    let mut server = start(config, policies, loader).await?;
     let http = server
         .http_addr
         .map_or_else(|| "off".to_owned(), |a| a.to_string());
     tracing::info!(grpc = %server.grpc_addr, admin = %server.admin_addr, http = %http, "sluice listening");
-    let stop = server.stopper();
-    let (gw, health) = (server.gateway.clone(), server.health.clone());
-    let wait = server.wait();
-    tokio::pin!(wait);
     tokio::select! {
-        r = &mut wait => return r,
+        r = &mut server.task => return joined(r),
         _ = shutdown => {}
     }
-    begin_drain(&gw, &health, drain).await;
-    tokio::select! {
-        r = &mut wait => return r,
-        _ = tokio::time::sleep(drain) => {}
-    }
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    let _ = stop.send(true);
-    wait.await
+    server.drain_and_shutdown(drain).await
 }

@@ -83,15 +83,7 @@ impl Gateway {
         let mut failure = ChainFailure::default();
         for tier in tiers(policy, only) {
             let attempt = Instant::now();
-            let gen_ai = |error, tokens| {
-                self.metrics().gen_ai_call(
-                    tier.provider.as_str(),
-                    &tier.model,
-                    attempt.elapsed().as_secs_f64(),
-                    error,
-                    tokens,
-                )
-            };
+            let gen_ai = |error, tokens| self.metrics().gen_ai_call(tier, attempt, error, tokens);
             let Some(result) =
                 by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
             else {
@@ -133,16 +125,8 @@ impl Gateway {
         let mut failure = ChainFailure::default();
         for tier in tiers(policy, only) {
             let attempt = Instant::now();
-            // A stream that opens is counted when it ends (`Gateway::gen_ai_stream`).
-            let failed = |error| {
-                self.metrics().gen_ai_call(
-                    tier.provider.as_str(),
-                    &tier.model,
-                    attempt.elapsed().as_secs_f64(),
-                    Some(error),
-                    None,
-                )
-            };
+            // A stream that opens is counted when it ends (in `stream_inner`).
+            let failed = |error| self.metrics().gen_ai_call(tier, attempt, Some(error), None);
             let open = async {
                 match self.inner.upstream.chat_stream(tier, &req).await {
                     Ok(mut s) => match s.next().await {

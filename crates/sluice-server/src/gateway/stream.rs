@@ -239,7 +239,7 @@ impl Gateway {
                 }) => {
                     timings.upstream_ms = ms(t.elapsed());
                     let tokens = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
-                    self.gen_ai_stream(&tier, t, None, tokens);
+                    self.metrics().gen_ai_call(&tier, t, None, tokens);
                     self.charge(input, cost_usd);
                     let done = RemoteFinish {
                         model,
@@ -253,7 +253,7 @@ impl Gateway {
                 Err(e) => {
                     self.charge_unfinished(input, &tier, received_chars);
                     let class = super::escalate::status_label(&e);
-                    self.gen_ai_stream(&tier, t, Some(class), None);
+                    self.metrics().gen_ai_call(&tier, t, Some(class), None);
                     return Err(out.cut(e).into());
                 }
             }
@@ -265,23 +265,6 @@ impl Gateway {
                 tier.name
             ))
             .into())
-    }
-
-    /// A streamed tier call that opened, counted in the GenAI metrics when it ends.
-    fn gen_ai_stream(
-        &self,
-        tier: &sluice_policy::Tier,
-        started: Instant,
-        error: Option<&str>,
-        tokens: Option<(u64, u64)>,
-    ) {
-        self.metrics().gen_ai_call(
-            tier.provider.as_str(),
-            &tier.model,
-            started.elapsed().as_secs_f64(),
-            error,
-            tokens,
-        );
     }
 
     /// Stream a fresh local generation with the caller's sampling parameters.

@@ -34,7 +34,8 @@ impl BoundedListener {
 #[derive(Debug)]
 pub struct BoundedStream {
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
+    /// `None` only if the semaphore were closed, which nothing does.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl axum::serve::Listener for BoundedListener {
@@ -42,12 +43,7 @@ impl axum::serve::Listener for BoundedListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The semaphore is never closed.
-        let permit = loop {
-            if let Ok(p) = self.permits.clone().acquire_owned().await {
-                break p;
-            }
-        };
+        let permit = self.permits.clone().acquire_owned().await.ok();
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
