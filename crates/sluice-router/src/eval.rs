@@ -14,7 +14,7 @@ pub use logistic::{
     cross_val_scores, fit_logistic, group_assignment, kfold_assignment, scores_by_folds,
     threshold_for_escalation_rate, LogisticFit,
 };
-pub use metrics::{auprc, auroc};
+pub use metrics::{auprc, auroc, within_group_auroc};
 pub use plot::{line_chart_svg, Marker, Series};
 pub use routing::{
     apgr, min_escalated_for_quality, pgr, point_at_share, random_curve, routing_curve, CurvePoint,

@@ -53,6 +53,35 @@ pub fn auprc(scores: &[f64], labels: &[bool]) -> f64 {
     area
 }
 
+/// Mean AUROC within groups (tasks): how well `scores` tell right answers from wrong ones
+/// *inside* a task, which pooled AUROC mixes with telling easy tasks from hard ones. Only
+/// groups with at least `min_class` positives and as many negatives count (fewer make a
+/// group's AUROC noise); `None` when no group has that many.
+pub fn within_group_auroc<S: AsRef<str>>(
+    scores: &[f64],
+    labels: &[bool],
+    groups: &[S],
+    min_class: usize,
+) -> Option<f64> {
+    let mut names: Vec<&str> = groups.iter().map(AsRef::as_ref).collect();
+    names.sort_unstable();
+    names.dedup();
+    let per_group: Vec<f64> = names
+        .iter()
+        .filter_map(|name| {
+            let (s, l): (Vec<f64>, Vec<bool>) = groups
+                .iter()
+                .zip(scores.iter().zip(labels))
+                .filter(|(g, _)| g.as_ref() == *name)
+                .map(|(_, (s, l))| (*s, *l))
+                .unzip();
+            let positives = l.iter().filter(|x| **x).count();
+            (positives >= min_class && l.len() - positives >= min_class).then(|| auroc(&s, &l))
+        })
+        .collect();
+    (!per_group.is_empty()).then(|| per_group.iter().sum::<f64>() / per_group.len() as f64)
+}
+
 fn paired(scores: &[f64], labels: &[bool]) -> Vec<(f64, bool)> {
     scores.iter().copied().zip(labels.iter().copied()).collect()
 }
@@ -97,6 +126,25 @@ mod tests {
         assert!(auroc(&[0.1, 0.2], &[true, true]).is_nan());
         assert!(auroc(&[0.1, 0.2], &[false, false]).is_nan());
         assert!(auroc(&[], &[]).is_nan());
+    }
+
+    #[test]
+    fn within_group_auroc_ignores_the_ranking_of_groups() {
+        // Group a is all high scores, group b all low: pooled, the score mostly tells the groups
+        // apart (a has more right answers). Within each group it ranks perfectly in a and
+        // backwards in b, so the within-group mean is (1 + 0) / 2.
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4];
+        let labels = [true, true, true, false, true, false, false, false];
+        let groups = ["a", "a", "a", "a", "b", "b", "b", "b"];
+        assert!(close(auroc(&scores, &labels), 12.0 / 16.0));
+        let w = within_group_auroc(&scores, &labels, &groups, 1).unwrap();
+        assert!(close(w, (1.0 + 0.0) / 2.0), "{w}");
+        // With at least 2 of each class no group counts (a has one wrong answer, b one right one).
+        assert_eq!(within_group_auroc(&scores, &labels, &groups, 2), None);
+        // A group with one class only never counts.
+        let labels = [true, true, true, true, true, false, false, false];
+        let w = within_group_auroc(&scores, &labels, &groups, 1).unwrap();
+        assert!(close(w, 0.0), "only group b counts: {w}");
     }
 
     #[test]

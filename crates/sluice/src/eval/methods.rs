@@ -9,7 +9,7 @@ use sluice_router::eval::routing::{
     apgr, min_escalated_for_quality, routing_curve, CurvePoint, Outcome,
 };
 use sluice_router::eval::{
-    auroc, fit_logistic, group_assignment, kfold_assignment, scores_by_folds,
+    auroc, fit_logistic, group_assignment, kfold_assignment, scores_by_folds, within_group_auroc,
 };
 
 use super::report::{LargeSide, FOLDS, L2, QUALITY, SEED};
@@ -24,6 +24,11 @@ pub struct MethodResult {
     pub inputs: String,
     pub kfold_auroc: f64,
     pub loto_auroc: f64,
+    /// Mean AUROC inside each task (tasks with at least `MIN_CLASS` right and wrong local
+    /// answers): whether the method tells items of one task apart, not only easy tasks from
+    /// hard ones. k-fold and leave-one-task-out.
+    pub kfold_within_task_auroc: Option<f64>,
+    pub loto_within_task_auroc: Option<f64>,
     /// From the k-fold scores, with the large model's answers.
     pub kfold_apgr: Option<f64>,
     /// Largest share kept local at 95% of large-only accuracy: k-fold, leave-one-task-out.
@@ -50,6 +55,9 @@ pub struct Methods {
     pub cascade_first_stage_share: Option<f64>,
     pub cascade_quality_at_95: Option<f64>,
 }
+
+/// Least right and wrong local answers a task needs for its within-task AUROC to count.
+pub const MIN_CLASS: usize = 5;
 
 /// The two cross-validation schemes' fold of each row.
 struct Schemes {
@@ -100,6 +108,8 @@ pub fn compare(
             inputs: inputs.to_owned(),
             kfold_auroc: auroc(kfold, &right),
             loto_auroc: auroc(loto, &right),
+            kfold_within_task_auroc: within_group_auroc(kfold, &right, &tasks, MIN_CLASS),
+            loto_within_task_auroc: within_group_auroc(loto, &right, &tasks, MIN_CLASS),
             kfold_apgr: apgr,
             kfold_local_at_95: local,
             loto_local_at_95: large.and_then(|l| at_quality(loto, &right, l, wait).1),
@@ -227,11 +237,53 @@ pub fn compare(
         &length,
         &draft_ms,
     ));
+    // References, not routers: every item scored with its task's true rate from the labels,
+    // items of a task tied. They are what knowing each request's task exactly would give, so a
+    // method near them ranks tasks, not the items inside a task.
+    let rate = |hit: &dyn Fn(usize) -> bool| -> Vec<f64> {
+        let of_task = |t: &str| {
+            let members: Vec<usize> = (0..rows.len()).filter(|&i| tasks[i] == t).collect();
+            members.iter().filter(|&&i| hit(i)).count() as f64 / members.len().max(1) as f64
+        };
+        tasks.iter().map(|t| of_task(t)).collect()
+    };
+    let local_rate = rate(&|i| right[i]);
+    results.push(result(
+        "task-oracle",
+        "reference: each task's true local accuracy (from the labels)",
+        &local_rate,
+        &local_rate,
+        &prefill_ms,
+    ));
+    no_wait(&mut results);
+    if let Some(l) = large {
+        let large_rate = rate(&|i| l.right[i]);
+        let gain: Vec<f64> = local_rate
+            .iter()
+            .zip(&large_rate)
+            .map(|(a, b)| a - b)
+            .collect();
+        results.push(result(
+            "task-oracle-gain",
+            "reference: each task's true local minus large accuracy (from the labels)",
+            &gain,
+            &gain,
+            &prefill_ms,
+        ));
+        no_wait(&mut results);
+    }
     Methods {
         results,
         skipped,
         cascade_first_stage_share: cascade_stage.0,
         cascade_quality_at_95: cascade_stage.1,
+    }
+}
+
+/// A reference row decides nothing, so it makes no request wait.
+fn no_wait(results: &mut [MethodResult]) {
+    if let Some(r) = results.last_mut() {
+        r.added_ms_per_escalation = None;
     }
 }
 

@@ -131,11 +131,13 @@ fn methods(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "\nscoring methods, cross-validated: k-fold ({} folds) and leave-one-task-out (LOTO)\n\
-         {:<18} {:>8} {:>8} {:>7} {:>10} {:>10} {:>10} {:>12}  inputs",
+         {:<18} {:>8} {:>8} {:>8} {:>8} {:>7} {:>10} {:>10} {:>10} {:>12}  inputs",
         super::report::FOLDS,
         "method",
         "AUROC",
         "LOTO",
+        "in-task",
+        "LOTO-in",
         "APGR",
         "local@95%",
         "LOTO@95%",
@@ -145,10 +147,12 @@ fn methods(o: &mut String, r: &Report) {
     for x in &m.results {
         let _ = writeln!(
             o,
-            "{:<18} {:>8.3} {:>8.3} {:>7} {:>10} {:>10} {:>10} {:>12}  {}",
+            "{:<18} {:>8.3} {:>8.3} {:>8} {:>8} {:>7} {:>10} {:>10} {:>10} {:>12}  {}",
             x.method,
             x.kfold_auroc,
             x.loto_auroc,
+            opt(x.kfold_within_task_auroc, 3),
+            opt(x.loto_within_task_auroc, 3),
             opt(x.kfold_apgr, 3),
             x.kfold_local_at_95.map_or("n/a".into(), pct),
             x.loto_local_at_95.map_or("n/a".into(), pct),
@@ -170,7 +174,11 @@ fn methods(o: &mut String, r: &Report) {
     }
     let _ = writeln!(
         o,
-        "(wait/esc: mean local time an escalated request waits before its tier is called, at the k-fold 95% point)"
+        "(in-task, LOTO-in: mean AUROC inside each task with at least {} right and {} wrong local answers; \
+         task-oracle rows score every item with its task's true rate, the most that telling tasks apart gives;\n \
+         wait/esc: mean local time an escalated request waits before its tier is called, at the k-fold 95% point)",
+        super::methods::MIN_CLASS,
+        super::methods::MIN_CLASS
     );
 }
 
@@ -194,7 +202,10 @@ pub fn plot(r: &Report) -> Option<String> {
             .iter()
             .filter(|m| !m.kfold_curve.is_empty() && m.method != "length-only")
             .map(|m| Series {
-                name: format!("{} (k-fold)", m.method),
+                name: match m.method.starts_with("task-oracle") {
+                    true => m.method.clone(),
+                    false => format!("{} (k-fold)", m.method),
+                },
                 points: m
                     .kfold_curve
                     .iter()
