@@ -185,6 +185,26 @@ fn the_kubernetes_base_renders_and_its_objects_fit_together() {
         shipped,
         "deploy/kubernetes/base/policies/default.yaml differs from policies/default.yaml: copy it again"
     );
+    // So is the probe it names, projected where the policy's relative path finds it; every
+    // projected key exists (a missing one fails the pod's start).
+    let probe = "smollm2-135m-instruct-q8_0.json";
+    let shipped_probe =
+        std::fs::read_to_string(repo().join("policies/probes").join(probe)).unwrap();
+    assert!(
+        s(&policies["data"][probe]) == shipped_probe,
+        "deploy/kubernetes/base/policies/probes/{probe} differs from policies/probes/{probe}: copy it again"
+    );
+    let items = projected_items(deploy);
+    assert!(
+        items.contains(&(probe.to_owned(), format!("probes/{probe}"))),
+        "{items:?}"
+    );
+    for (key, _) in &items {
+        assert!(
+            policies["data"][key.as_str()].is_string(),
+            "projected key {key} is not in the ConfigMap"
+        );
+    }
 
     // Keys: every variable the tenants file and the policy read a key from is in the Secret
     // the pod takes its environment from.
@@ -241,6 +261,20 @@ fn the_redis_overlay_points_the_replicas_at_its_service() {
     ));
 }
 
+/// The (key, path) pairs the Deployment's ConfigMap volumes project.
+fn projected_items(deploy: &Value) -> Vec<(String, String)> {
+    seq(&deploy["spec"]["template"]["spec"]["volumes"])
+        .iter()
+        .flat_map(|v| {
+            v["configMap"]["items"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|i| (s(&i["key"]).to_owned(), s(&i["path"]).to_owned()))
+        .collect()
+}
+
 /// Where a path of the container lands under `root`.
 fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
@@ -255,7 +289,13 @@ async fn the_rendered_configuration_serves_the_tenant_it_names() {
     let c = &seq(&deploy["spec"]["template"]["spec"]["containers"])[0];
     let env = env_of(c);
     let root = temp_dir("deploy");
-    // The ConfigMaps where the pod would see them.
+    // The ConfigMaps where the pod would see them, each key at the path its volume's `items`
+    // give it.
+    let items = projected_items(deploy);
+    let projected: BTreeMap<&str, &str> = items
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_str()))
+        .collect();
     let policy_dir = under(&root, &env["SLUICE_POLICY"]);
     let tenants_file = under(&root, &env["SLUICE_TENANTS"]);
     for (map, dir) in [
@@ -268,9 +308,10 @@ async fn the_rendered_configuration_serves_the_tenant_it_names() {
             tenants_file.parent().unwrap().to_path_buf(),
         ),
     ] {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (file, text) in map["data"].as_mapping().unwrap() {
-            std::fs::write(dir.join(s(file)), s(text)).unwrap();
+        for (key, text) in map["data"].as_mapping().unwrap() {
+            let file = dir.join(projected.get(s(key)).copied().unwrap_or(s(key)));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, s(text)).unwrap();
         }
     }
     // The Secret's keys, filled in as an operator would.

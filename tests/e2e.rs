@@ -24,13 +24,42 @@ async fn gateway_end_to_end() {
     let server = Server::start(&mock.base_url()).await;
     let mut router = server.router().await;
 
-    // (a) an easy prompt is answered by the local model
+    // (a) the shipped default decides from one prefill, before generating anything: its
+    // hidden-state probe keeps an easy question local and sends a hard one on, undrafted
+    let decide = |prompt: &str| chat_request(prompt, pb::RouteHint::Auto, "");
+    let easy = router
+        .chat(decide(
+            "Can fish swim? Answer with one option. Options: yes / no",
+        ))
+        .await
+        .expect("chat answers")
+        .into_inner();
+    let d = easy.decision.clone().expect("decision is set");
+    assert_eq!(d.method, "prefill_probe");
+    let probe = d.features.iter().find(|f| f.name == "hidden_probe");
+    assert!(probe.is_some_and(|f| f.value.is_finite()), "{d:?}");
+    assert!(
+        !d.features.iter().any(|f| f.name == "mean_logprob"),
+        "no draft was scored: {d:?}"
+    );
+    assert_eq!(easy.route.unwrap().kind(), pb::RouteKind::Local, "{d:?}");
+    assert!(!easy.message.unwrap().content.trim().is_empty());
+    let hard = router
+        .chat(decide("What is 418 times 275?"))
+        .await
+        .expect("chat answers")
+        .into_inner();
+    let d = hard.decision.expect("decision is set");
+    assert_eq!(hard.route.unwrap().kind(), pb::RouteKind::Remote, "{d:?}");
+    assert!(d.confidence.unwrap() < d.threshold, "{d:?}");
+
+    // (a') scored on a draft instead (`drafted`: answer_confidence, every draft kept), the
+    // local model's answer comes with its token log-probabilities
     let resp = router
         .chat(chat_request(
-            // kept local by the calibrated default policy (greedy, so it repeats exactly)
             "Can fish swim? Answer with one option. Options: yes / no",
             pb::RouteHint::Auto,
-            "",
+            "drafted",
         ))
         .await
         .expect("chat answers")
@@ -45,11 +74,8 @@ async fn gateway_end_to_end() {
     let usage = resp.usage.expect("usage is set");
     eprintln!("easy prompt: {answer:?} route={route:?} decision={decision:?}");
     assert!(!answer.trim().is_empty(), "the local answer is empty");
-    assert_eq!(
-        route.kind(),
-        pb::RouteKind::Local,
-        "easy prompt escalated: {decision:?}"
-    );
+    assert_eq!(route.kind(), pb::RouteKind::Local, "{decision:?}");
+    assert_eq!(decision.reason, "confident");
     assert!(!route.fallback);
     let confidence = decision
         .confidence
@@ -183,22 +209,31 @@ async fn gateway_end_to_end() {
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("dead-tier"), "{}", err.message());
 
-    // Score is a dry run: a decision, a draft, and no tier called
+    // Score is a dry run: a decision, a draft where the method drafts, and no tier called
     let before = mock.requests().len();
-    let score = router
-        .score(pb::ScoreRequest {
+    let score = |policy: &str| {
+        let mut router = router.clone();
+        let request = pb::ScoreRequest {
             messages: chat_request("What is 2 plus 2?", pb::RouteHint::Auto, "").messages,
+            policy: policy.to_owned(),
             ..Default::default()
-        })
-        .await
-        .expect("score answers")
-        .into_inner();
-    let d = score.decision.unwrap();
+        };
+        async move {
+            router
+                .score(request)
+                .await
+                .expect("score answers")
+                .into_inner()
+        }
+    };
+    let shipped = score("").await;
+    let d = shipped.decision.unwrap();
     assert!((0.0..=1.0).contains(&d.confidence.unwrap()));
-    let shipped = sluice_policy::load_policy_file(&support::repo().join("policies/default.yaml"))
+    let default = sluice_policy::load_policy_file(&support::repo().join("policies/default.yaml"))
         .expect("the shipped default policy loads");
-    assert_eq!(d.threshold, shipped.scoring.threshold);
-    assert!(!score.draft.trim().is_empty());
+    assert_eq!(d.threshold, default.scoring.threshold);
+    assert_eq!(shipped.draft, "", "the probe decides without a draft");
+    assert!(!score("drafted").await.draft.trim().is_empty());
     assert_eq!(mock.requests().len(), before, "Score called a tier");
 
     // /metrics counts what happened, in Prometheus text format

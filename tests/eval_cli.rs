@@ -6,7 +6,7 @@ use std::process::Output;
 
 use sluice_test_support::{MockConfig, MockUpstream};
 
-use crate::support::{model_path, repo, sluice, temp_dir};
+use crate::support::{copy_shipped_policy, model_path, sluice, temp_dir};
 
 const SAMPLE: &str = "tests/data/routing-sample.jsonl";
 
@@ -39,10 +39,13 @@ fn failure(args: &[&str]) -> String {
 }
 
 fn policy(dir: &Path, base_url: &str) -> PathBuf {
-    let src = std::fs::read_to_string(repo().join("policies/default.yaml")).unwrap();
-    let src = src.replace("${SLUICE_LARGE_URL:-http://127.0.0.1:8080}", base_url);
-    let p = dir.join("eval-policy.yaml");
-    std::fs::write(&p, src).unwrap();
+    let p = copy_shipped_policy("default", dir, "eval-policy.yaml");
+    let src = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        src.replace("${SLUICE_LARGE_URL:-http://127.0.0.1:8080}", base_url),
+    )
+    .unwrap();
     p
 }
 

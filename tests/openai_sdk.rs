@@ -2,7 +2,7 @@
 //! `scripts/test` into a venv), against the real binary with the real model and a mock tier.
 //! Skipped, saying why, when no such Python was set up.
 
-use crate::support::{repo, temp_dir, Server};
+use crate::support::{copy_shipped_policy, repo, temp_dir, Server};
 
 fn openai_python() -> Option<String> {
     match std::env::var("SLUICE_OPENAI_PYTHON") {
@@ -26,8 +26,7 @@ async fn the_openai_sdk_talks_to_the_http_api() {
         .await
         .expect("mock upstream starts");
     let dir = temp_dir("openai-sdk");
-    let default = std::fs::read_to_string(repo().join("policies/default.yaml")).unwrap();
-    std::fs::write(dir.join("default.yaml"), default).unwrap();
+    copy_shipped_policy("default", &dir, "default.yaml");
     let tenants = dir.with_extension("tenants.yaml");
     std::fs::write(
         &tenants,

@@ -41,6 +41,20 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Copies the shipped policy `name` into `dir` as `as_file`, with the probe files it names
+/// (`probes/`, relative to the policy), so it loads there as it does from `policies/`.
+pub fn copy_shipped_policy(name: &str, dir: &Path, as_file: &str) -> PathBuf {
+    let probes = dir.join("probes");
+    std::fs::create_dir_all(&probes).unwrap();
+    for entry in std::fs::read_dir(repo().join("policies/probes")).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, probes.join(from.file_name().unwrap())).unwrap();
+    }
+    let to = dir.join(as_file);
+    std::fs::copy(repo().join(format!("policies/{name}.yaml")), &to).unwrap();
+    to
+}
+
 pub fn chat_request(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
     pb::ChatRequest {
         messages: vec![pb::Message {
@@ -85,12 +99,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start with three policies: `default` escalating to `upstream`, and `down-local` /
-    /// `down-error` whose only tier is unreachable.
+    /// Start with four policies: the shipped `default` escalating to `upstream`; `drafted`,
+    /// the same scoring a draft's confidence (`answer_confidence`) with a threshold that keeps
+    /// every scored request local; and `down-local` / `down-error` whose only tier is
+    /// unreachable.
     pub async fn start(upstream: &str) -> Server {
         let dir = temp_dir("policies");
-        let default = std::fs::read_to_string(repo().join("policies/default.yaml")).unwrap();
-        std::fs::write(dir.join("default.yaml"), &default).unwrap();
+        let default =
+            std::fs::read_to_string(copy_shipped_policy("default", &dir, "default.yaml")).unwrap();
+        let scoring = default
+            .find("\nscoring:\n")
+            .and_then(|at| {
+                default[at + 1..]
+                    .find("\n\n")
+                    .map(|len| at + 1..at + 1 + len)
+            })
+            .expect("default.yaml has a scoring block ending in a blank line");
+        let drafted = format!(
+            "{}scoring: {{ method: answer_confidence, threshold: 0.0, weights: {{ bias: 0.0, mean_logprob: 1.0 }} }}{}",
+            &default[..scoring.start],
+            &default[scoring.end..]
+        )
+        .replace("name: default", "name: drafted");
+        std::fs::write(dir.join("drafted.yaml"), drafted).unwrap();
         let dead = sluice_test_support::unused_local_addr();
         for (name, on_failure) in [("down-local", "local"), ("down-error", "error")] {
             let p = default

@@ -24,13 +24,7 @@ fn every_shipped_policy_validates() {
     let set = shipped();
     assert_eq!(
         set.names(),
-        [
-            "cost-saver",
-            "default",
-            "pre-route",
-            "privacy-first",
-            "quality-first"
-        ]
+        ["cost-saver", "default", "privacy-first", "quality-first"]
     );
     for name in set.names() {
         let p = set.get(&name).unwrap();
@@ -43,18 +37,29 @@ fn every_shipped_policy_validates() {
 }
 
 #[test]
-fn pre_route_decides_from_the_probe_fitted_on_the_served_model_file() {
-    let p = shipped().get("pre-route").unwrap();
-    assert_eq!(p.scoring.method, sluice_policy::ScoringMethod::PrefillProbe);
-    assert!(p.scoring.method.needs_probe() && !p.scoring.method.drafts());
-    let probe = p.scoring.probe.as_deref().expect("pre-route names a probe");
+fn every_shipped_policy_decides_before_drafting_with_the_probe_of_the_served_model_file() {
+    let set = shipped();
     // The SHA-256 of SmolLM2-135M-Instruct Q8_0 as scripts/fetch-model prepares it.
     let served = "f2e29b5f84188ce3bd5ffdf39645ec4512caa667a5f0ed30d4647eff233cc4cd";
-    assert_eq!(probe.model_sha256, served);
-    assert!(p.check_model(served).is_ok());
-    assert!(p.check_model(&"0".repeat(64)).is_err());
-    assert_eq!(probe.hidden_size, 576);
-    assert_eq!(probe.components.len(), 10);
+    for name in set.names() {
+        let p = set.get(&name).unwrap();
+        assert_eq!(
+            p.scoring.method,
+            sluice_policy::ScoringMethod::PrefillProbe,
+            "{name}"
+        );
+        assert!(p.scoring.method.needs_probe() && !p.scoring.method.drafts());
+        let probe = p.scoring.probe.as_deref().expect("a probe is named");
+        assert_eq!(probe.model_sha256, served, "{name}");
+        assert!(p.check_model(served).is_ok());
+        assert!(p.check_model(&"0".repeat(64)).is_err());
+        assert_eq!(probe.hidden_size, 576);
+        assert_eq!(probe.components.len(), 10);
+    }
+    // The quality targets order the thresholds: cost-saver keeps the most local.
+    let threshold = |n: &str| set.get(n).unwrap().scoring.threshold;
+    assert!(threshold("cost-saver") < threshold("default"));
+    assert!(threshold("default") < threshold("quality-first"));
 }
 
 #[test]

@@ -52,9 +52,10 @@ fn the_shipped_policies_can_be_rewritten() {
     let src = std::fs::read_to_string(shipped_default()).unwrap();
     let text = rewrite_policy(&src, &calib()).unwrap();
     let env = |_: &str| None;
-    let p = sluice_policy::parse_policy(&text, Path::new("x.yaml"), &env).unwrap();
+    // Parsed where the shipped file is, so the probe it names is found.
+    let p = sluice_policy::parse_policy(&text, &shipped_default(), &env).unwrap();
     assert_eq!(p.scoring.threshold, 0.3);
-    assert!(text.contains("# Weights and threshold calibrated for the served file"));
+    assert!(text.contains("# The probe is bound to the model file it was fitted on"));
 }
 
 #[test]
