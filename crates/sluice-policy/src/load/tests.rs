@@ -420,11 +420,12 @@ fn shipped_default_policy_parses() {
     assert_eq!(tier.read_timeout, Duration::from_secs(30));
     assert_eq!(tier.circuit_breaker, BreakerSettings::default());
     assert_eq!(tier.retry_budget, RetryBudgetSettings::default());
-    // Calibrated by `sluice calibrate --features draft,text`: a threshold strictly inside
-    // (0, 1), a weight for every draft and text feature, none for the prefill features
-    // (they would cost a prefill per request).
+    // Calibrated by `sluice calibrate --method prefill_probe --features hidden_probe`: a
+    // threshold strictly inside (0, 1), one weight, on the probe's log-odds, and the probe
+    // file beside the policy, bound to the served model file.
     let threshold = policy.scoring.threshold;
     assert!(threshold > 0.0 && threshold < 1.0, "{threshold}");
+    assert_eq!(policy.scoring.method, ScoringMethod::PrefillProbe);
     let weighted: Vec<Feature> = policy
         .scoring
         .weights
@@ -432,14 +433,24 @@ fn shipped_default_policy_parses() {
         .iter()
         .map(|(f, _)| *f)
         .collect();
-    let draft_and_text: Vec<Feature> = Feature::ALL
-        .into_iter()
-        .filter(|f| matches!(f.source(), FeatureSource::Draft | FeatureSource::Text))
-        .collect();
-    assert_eq!(weighted, draft_and_text);
+    assert_eq!(weighted, [Feature::HiddenProbe]);
+    let probe = policy
+        .scoring
+        .probe
+        .as_deref()
+        .expect("the probe is loaded");
+    assert_eq!(probe.hidden_size, 576);
     assert_eq!(policy.on_upstream_failure, OnUpstreamFailure::Local);
     assert_eq!(policy.cache, CacheSettings::default());
-    assert_eq!(policy.fingerprint, fingerprint(&src));
+    // The file's text and the probe's: a refitted probe changes the answers too.
+    let probe_text = std::fs::read_to_string(crate::repo_file(
+        "policies/probes/smollm2-135m-instruct-q8_0.json",
+    ))
+    .unwrap();
+    assert_eq!(
+        policy.fingerprint,
+        fingerprint(&src) ^ fingerprint(&probe_text).rotate_left(1)
+    );
 
     let loaded = load_policy_file(&path).unwrap();
     assert_eq!(loaded.source.as_deref(), Some(path.as_path()));

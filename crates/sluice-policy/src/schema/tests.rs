@@ -316,7 +316,7 @@ fn mutated_default_policy_is_rejected_by_both() {
     let cases = [
         ("\nscoring:\n", "\nscorng:\n"),
         ("\nscoring:\n", "\nscoring:\n  temperature: 0.5\n"),
-        ("method: answer_confidence", "method: answer-confidence"),
+        ("method: prefill_probe", "method: prefill-probe"),
         ("provider: openai", "provider: azure"),
         ("mode: deterministic", "mode: sometimes"),
         ("timeout: 30s ", "timeout: 30 "),
