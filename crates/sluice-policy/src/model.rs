@@ -2,6 +2,7 @@
 
 mod budget;
 mod rules;
+mod shadow;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::hidden_probe::HiddenProbe;
 
 pub use budget::{Budget, BudgetCaps, OnBudgetExhausted};
 pub use rules::{Conditions, CountRange, PiiMatch, Rule, RuleAction, RuleRegex, TagPattern};
+pub use shadow::Shadow;
 
 /// One routing policy, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Spend caps on escalations, per tenant; `None`: no caps.
     pub budget: Option<Budget>,
+    /// Second opinions from the first tier on sampled kept-local requests; `None`: none.
+    pub shadow: Option<Shadow>,
     /// FNV-1a 64 hash of the policy file's exact text (comments included), so that
     /// anything keyed on it, such as cached answers, changes when the file does.
     /// Stable across builds and Rust releases; 0 for policies not parsed from text.

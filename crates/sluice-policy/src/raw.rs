@@ -48,6 +48,9 @@ pub struct RawPolicy {
     pub rules: Option<Vec<RawRule>>,
     /// Spend caps on escalations; absent means none.
     pub budget: Option<RawBudget>,
+    /// Second opinions from the first tier on a sampled share of the requests kept local,
+    /// off the request's path; absent means none.
+    pub shadow: Option<RawShadow>,
 }
 
 /// `cache:` — the policy's response cache; every key is optional.
@@ -293,8 +296,10 @@ pub struct RawAdmin {
 
 mod budget;
 mod rules;
+mod shadow;
 mod values;
 
 pub use budget::*;
 pub use rules::*;
+pub use shadow::*;
 pub use values::*;

@@ -6,6 +6,7 @@
 mod budget;
 mod cache;
 mod rules;
+mod shadow;
 mod tier;
 pub(crate) mod values;
 
@@ -88,6 +89,11 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         .as_ref()
         .map(|b| budget::budget(b, &root.key("budget")))
         .transpose()?;
+    let shadow = raw
+        .shadow
+        .as_ref()
+        .map(|s| shadow::shadow(s, &root.key("shadow"), &tiers))
+        .transpose()?;
     Ok(Policy {
         name: raw.name.clone(),
         source: None,
@@ -98,6 +104,7 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         cache,
         rules,
         budget,
+        shadow,
         fingerprint: 0,
         text: std::sync::Arc::from(""),
     })

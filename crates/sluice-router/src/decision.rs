@@ -141,6 +141,7 @@ pub(crate) mod tests {
             cache: CacheSettings::default(),
             rules: vec![],
             budget: None,
+            shadow: None,
             fingerprint: 0,
             text: "".into(),
         }

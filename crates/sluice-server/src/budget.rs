@@ -4,7 +4,7 @@
 //! The ledger lives in the gateway rather than in a policy, so a policy reload changes the
 //! caps but keeps what tenants have spent. It is in memory only: a restart starts from zero.
 
-mod civil;
+pub(crate) mod civil;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -8,6 +8,7 @@ mod chat;
 mod escalate;
 pub mod limits;
 mod policy_store;
+mod shadow;
 mod stream;
 pub mod types;
 
@@ -43,6 +44,8 @@ struct Inner {
     ledger: crate::budget::SpendLedger,
     /// Places on the local model; outlives policy reloads.
     admission: Arc<admission::LocalAdmission>,
+    /// Shadow calls in flight and each policy's shadow window; outlive policy reloads.
+    shadows: shadow::Shadows,
 }
 
 impl Gateway {
@@ -61,6 +64,7 @@ impl Gateway {
                 admission: admission::LocalAdmission::new(metrics.local_queue.clone()),
                 metrics,
                 ledger: crate::budget::SpendLedger::new(),
+                shadows: shadow::Shadows::default(),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -93,6 +97,11 @@ impl Gateway {
         self.inner
             .draining
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Abort the shadow calls still running (the server is stopping); returns how many.
+    pub fn stop_shadows(&self) -> usize {
+        self.inner.shadows.stop()
     }
 
     pub fn is_draining(&self) -> bool {

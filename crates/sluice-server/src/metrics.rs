@@ -1,5 +1,7 @@
 //! The Prometheus registry of the gateway: one instance, passed down, never global.
 
+mod shadow;
+
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -138,6 +140,7 @@ pub struct Metrics {
     pub local_busy: Family<ActionLabel, Counter>,
     pub gen_ai_duration: Family<GenAiLabels, Histogram>,
     pub gen_ai_tokens: Family<GenAiTokenLabels, Histogram>,
+    pub shadow: shadow::ShadowMetrics,
     /// Redis errors already counted, so each scrape adds only the new ones.
     cache_remote_errors_seen: AtomicU64,
 }
@@ -271,6 +274,8 @@ impl Metrics {
              input and output tokens, by operation, provider, requested model and token type",
             gen_ai_tokens.clone(),
         );
+        let shadow = shadow::ShadowMetrics::default();
+        shadow.register(&mut registry);
         Self {
             registry,
             requests,
@@ -291,6 +296,7 @@ impl Metrics {
             local_busy,
             gen_ai_duration,
             gen_ai_tokens,
+            shadow,
             cache_remote_errors_seen: AtomicU64::new(0),
         }
     }
@@ -381,6 +387,19 @@ impl Metrics {
         self.cost
             .get_or_create(&TierLabel { tier: tier.into() })
             .inc_by(cost_usd);
+    }
+
+    /// Tokens and money of a tier call that is not a request's answer (a shadow call).
+    pub fn tier_spend(&self, tier: &str, cost_usd: f64, (input, output): (u64, u64)) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    tier: tier.into(),
+                    direction: direction.into(),
+                })
+                .inc_by(n);
+        }
+        self.charged_unfinished(tier, cost_usd);
     }
 
     /// Count one failed request.

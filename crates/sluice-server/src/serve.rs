@@ -90,7 +90,17 @@ impl RunningServer {
     /// Stop accepting, let in-flight requests finish, and return.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(true);
-        self.wait().await
+        let gateway = self.gateway.clone();
+        let result = self.wait().await;
+        // Shadow calls are samples, not answers anyone waits for: not worth delaying a stop.
+        let aborted = gateway.stop_shadows();
+        if aborted > 0 {
+            tracing::info!(
+                aborted,
+                "stopped: shadow calls still running were abandoned"
+            );
+        }
+        result
     }
 
     /// Stop taking traffic gracefully: report not ready at once, go on serving for `drain`

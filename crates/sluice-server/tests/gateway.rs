@@ -166,6 +166,8 @@ mod promtool;
 mod reload;
 #[path = "gateway/rules.rs"]
 mod rules;
+#[path = "gateway/shadow.rs"]
+mod shadow;
 #[path = "gateway/soak.rs"]
 mod soak;
 #[path = "gateway/tenants.rs"]

@@ -4,6 +4,7 @@ mod budget;
 mod cache;
 mod probe;
 mod rules;
+mod shadow;
 mod thresholds;
 mod tier;
 
@@ -142,6 +143,7 @@ fn full_file_parses_into_domain_values() {
         cache: CacheSettings::default(),
         rules: vec![],
         budget: None,
+        shadow: None,
         fingerprint: fingerprint(FULL),
         text: std::sync::Arc::from(FULL),
     };

@@ -102,8 +102,9 @@ fn every_mapping_denies_unknown_keys_and_every_key_is_described() {
     let mut found = 0;
     walk(&policy_schema(), "", &mut found);
     // policy, local, tier, price, circuit_breaker, retry_budget, scoring, weights, cache,
-    // rule, when, prompt_tokens, turns, action {tier}, action {reject}, budget, its tenants.
-    assert_eq!(found, 17);
+    // rule, when, prompt_tokens, turns, action {tier}, action {reject}, budget, its tenants,
+    // shadow.
+    assert_eq!(found, 18);
 }
 
 mod checker;
@@ -262,6 +263,10 @@ budget:
     acme: { daily_usd: 10 }
     initech: { monthly_usd: 50 }
   on_exhausted: reject
+shadow:
+  rate: 0.02
+  max_per_minute: 60
+  budget_usd_daily: 1.5
 "#;
 
 fn full() -> Value {

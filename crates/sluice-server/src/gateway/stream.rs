@@ -54,12 +54,14 @@ struct Out {
     pieces: Vec<String>,
     /// Where to keep the answer: the policy, the request and the local model id.
     store: Option<(Arc<Policy>, ChatInput, String)>,
+    /// The policy and the request, when the policy shadows kept-local answers.
+    shadow: Option<(Arc<Policy>, ChatInput)>,
 }
 
 impl Out {
     async fn delta(&mut self, text: String) -> Result<(), Stop> {
         self.sent_chars += text.chars().count();
-        if self.store.is_some() {
+        if self.store.is_some() || self.shadow.is_some() {
             self.pieces.push(text.clone());
         }
         self.tx
@@ -71,6 +73,10 @@ impl Out {
     async fn end(&mut self, mut meta: AnswerMeta) -> Result<(), Stop> {
         meta.timings.total_ms = ms(self.started.elapsed());
         self.gw.metrics().answered(&meta);
+        if let Some((policy, input)) = self.shadow.take() {
+            self.gw
+                .shadow(&policy, &input, &meta, &self.pieces.concat());
+        }
         if let Some((policy, input, model)) = self.store.take() {
             // Fallbacks stand in for a tier that failed just now; cache hits are kept already.
             if !meta.route.fallback && meta.route.kind != RouteKind::Cache {
@@ -117,6 +123,7 @@ impl Gateway {
             sent_chars: 0,
             pieces: Vec::new(),
             store: None,
+            shadow: None,
         };
         let gw = self.clone();
         tokio::spawn(async move {
@@ -144,9 +151,12 @@ impl Gateway {
             }
             return out.end(meta).await;
         }
-        // Keep the pieces only when the answer will be cached.
+        // Keep the pieces only when the answer will be cached or may be shadowed.
         if Caches::will_store(&policy, input) {
             out.store = Some((policy.clone(), input.clone(), model));
+        }
+        if policy.shadow.is_some() {
+            out.shadow = Some((policy.clone(), input.clone()));
         }
         let mut timings = Timings::default();
         let (info, draft, only) = match self.begin(&policy, input, &mut timings, false).await? {

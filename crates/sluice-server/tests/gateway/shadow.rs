@@ -1,0 +1,220 @@
+//! Shadow sampling through the real gRPC path: a sampled share of the requests the score kept
+//! local is asked of the first tier too, after the answer, within the policy's rate and
+//! budget; never requests a rule decided or with personal data; the agreement is measured.
+
+use super::*;
+
+fn shadow_policy(url: &str, shadow: &str) -> String {
+    policy_yaml("default", &[("large", url)], "local") + &format!("shadow: {shadow}\n")
+}
+
+/// The value of the series `name{labels}` in the Prometheus text, 0 when absent.
+fn series(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `/metrics` once `settled` holds for it (shadow calls finish off the request's path), or
+/// after 10 s.
+async fn metrics_when(h: &Harness, settled: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = h.http_get("/metrics").await.1;
+        if settled(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
+
+const SAMPLES_AGREE: &str = r#"sluice_shadow_samples_total{policy="default",agree="yes"}"#;
+const SAMPLES_DISAGREE: &str = r#"sluice_shadow_samples_total{policy="default",agree="no"}"#;
+
+#[tokio::test]
+async fn kept_local_answers_are_shadowed_at_the_rate_and_their_agreement_measured() {
+    let mock = MockUpstream::start(MockConfig {
+        answer: "yes".into(),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let h = Harness::single(
+        shadow_policy(&mock.base_url(), "{ rate: 0.5, max_per_minute: 1000 }"),
+        FakeLocal::new("Yes.", SURE),
+    )
+    .await;
+    let n = 200;
+    for i in 0..n {
+        let r = h
+            .chat(ask(&format!("question {i}?"), pb::RouteHint::Auto, ""))
+            .await;
+        assert_eq!(r.route.unwrap().kind(), pb::RouteKind::Local);
+        assert_eq!(
+            r.message.unwrap().content,
+            "Yes.",
+            "the answer is the local one"
+        );
+    }
+    let text = metrics_when(&h, |t| {
+        series(t, SAMPLES_AGREE) as usize == mock.requests().len() && !mock.requests().is_empty()
+    })
+    .await;
+    let shadowed = mock.requests().len();
+    // Binomial(200, 0.5): 70..=130 is more than four standard deviations either side.
+    assert!(
+        (70..=130).contains(&shadowed),
+        "{shadowed} of {n} shadowed at rate 0.5"
+    );
+    assert_eq!(series(&text, SAMPLES_AGREE) as usize, shadowed, "{text}");
+    let estimate = r#"sluice_shadow_agreement{policy="default",bound="estimate"}"#;
+    let lower = r#"sluice_shadow_agreement{policy="default",bound="lower"}"#;
+    assert_eq!(series(&text, estimate), 1.0, "{text}");
+    assert!(series(&text, lower) > 0.95, "{text}");
+    // Each shadow call is (12 × 1 + 7 × 2) / 1e6 USD at the tier's prices.
+    let cost = series(&text, r#"sluice_shadow_cost_usd_total{policy="default"}"#);
+    assert!((cost - shadowed as f64 * 0.000026).abs() < 1e-9, "{text}");
+    // The tier's answer is the shadow's only: no answer went remote.
+    assert_eq!(
+        series(
+            &text,
+            r#"sluice_requests_total{route="local",tier="",policy="default",reason="confident"}"#
+        ),
+        f64::from(n),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_answer_does_not_wait_for_its_shadow_and_streams_are_shadowed_too() {
+    // The tier takes a second to answer; the local answers disagree with it.
+    let mock = MockUpstream::start(MockConfig {
+        answer: "implausible".into(),
+        behavior: MockBehavior::Latency(Duration::from_secs(1)),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let h = Harness::single(
+        shadow_policy(&mock.base_url(), "{ rate: 1 }"),
+        FakeLocal::new("plausible", SURE),
+    )
+    .await;
+    let r = h
+        .chat(ask("Is it plausible?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(r.message.unwrap().content, "plausible");
+    // Answered while its shadow call is still with the tier.
+    let (_, now) = h.http_get("/metrics").await;
+    assert_eq!(series(&now, SAMPLES_DISAGREE), 0.0, "{now}");
+    let mut stream = h
+        .router()
+        .await
+        .chat_stream(ask("Is this one plausible?", pb::RouteHint::Auto, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.unwrap().is_some() {}
+    let text = metrics_when(&h, |t| series(t, SAMPLES_DISAGREE) == 2.0).await;
+    assert_eq!(series(&text, SAMPLES_DISAGREE), 2.0, "{text}");
+    let upper = r#"sluice_shadow_agreement{policy="default",bound="upper"}"#;
+    let estimate = r#"sluice_shadow_agreement{policy="default",bound="estimate"}"#;
+    assert_eq!(series(&text, estimate), 0.0, "{text}");
+    assert!(series(&text, upper) > 0.5, "two samples say little: {text}");
+}
+
+#[tokio::test]
+async fn shadow_calls_keep_to_the_minute_and_the_daily_budget() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let h = Harness::single(
+        shadow_policy(&mock.base_url(), "{ rate: 1, max_per_minute: 3 }"),
+        FakeLocal::new("Paris.", SURE),
+    )
+    .await;
+    for i in 0..6 {
+        h.chat(ask(&format!("q{i}"), pb::RouteHint::Auto, "")).await;
+    }
+    let skipped = r#"sluice_shadow_skipped_total{policy="default",reason="rate_limit"}"#;
+    let text = metrics_when(&h, |t| {
+        series(t, skipped) == 3.0 && mock.requests().len() == 3
+    })
+    .await;
+    assert_eq!(
+        (mock.requests().len(), series(&text, skipped)),
+        (3, 3.0),
+        "{text}"
+    );
+
+    // A daily budget below one call's cost: the first call is made, then none.
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let h = Harness::single(
+        shadow_policy(&mock.base_url(), "{ rate: 1, budget_usd_daily: 0.00002 }"),
+        FakeLocal::new("Paris.", SURE),
+    )
+    .await;
+    h.chat(ask("first", pb::RouteHint::Auto, "")).await;
+    let answered = r#"sluice_shadow_samples_total{policy="default",agree="no"}"#;
+    metrics_when(&h, |t| series(t, answered) == 1.0).await;
+    for i in 0..3 {
+        h.chat(ask(&format!("later {i}"), pb::RouteHint::Auto, ""))
+            .await;
+    }
+    let budget = r#"sluice_shadow_skipped_total{policy="default",reason="budget"}"#;
+    let text = metrics_when(&h, |t| series(t, budget) == 3.0).await;
+    assert_eq!(
+        (mock.requests().len(), series(&text, budget)),
+        (1, 3.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rules_personal_data_escalations_and_cache_hits_are_never_shadowed() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let url = mock.base_url();
+    let with_rule = shadow_policy(&url, "{ rate: 1 }").replace("name: default", "name: ruled")
+        + "rules:\n  - { name: privacy, when: { pii: any }, action: local }\n  \
+           - { name: greetings, when: { regex: \"^hello\" }, action: score }\n";
+    let h = Harness::start(
+        &[
+            ("default.yaml", shadow_policy(&url, "{ rate: 1 }")),
+            ("ruled.yaml", with_rule),
+        ],
+        loader_of(FakeLocal::new("Sure.", SURE)),
+    )
+    .await;
+    let email = "Write to jane.doe@example.com about the invoice.";
+    for (prompt, policy) in [
+        (email, "ruled"),         // kept local by the privacy rule
+        ("hello there", "ruled"), // a rule decided, even one that says score
+        (email, "default"),       // no rule, but personal data: never sent out
+    ] {
+        let r = h.chat(ask(prompt, pb::RouteHint::Auto, policy)).await;
+        assert_eq!(r.route.unwrap().kind(), pb::RouteKind::Local, "{prompt}");
+    }
+    // A request the caller sent on (not kept by the score) and a repeat from the cache.
+    h.chat(ask("What is the capital?", pb::RouteHint::Remote, ""))
+        .await;
+    assert_eq!(mock.requests().len(), 1, "the escalation itself");
+    let greedy = || pb::ChatRequest {
+        params: Some(pb::GenerationParams {
+            temperature: Some(0.0),
+            ..Default::default()
+        }),
+        ..ask("Name a colour.", pb::RouteHint::Auto, "")
+    };
+    h.chat(greedy()).await;
+    let cached = h.chat(greedy()).await;
+    assert_eq!(cached.route.unwrap().kind(), pb::RouteKind::Cache);
+    // Only the scored, kept-local "Name a colour." was shadowed, once.
+    let text = metrics_when(&h, |t| series(t, SAMPLES_DISAGREE) >= 1.0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(mock.requests().len(), 2, "{:?}", mock.requests());
+    assert_eq!(series(&text, SAMPLES_DISAGREE), 1.0, "{text}");
+    assert!(
+        !text.contains(r#"sluice_shadow_samples_total{policy="ruled""#),
+        "{text}"
+    );
+}
