@@ -1,6 +1,7 @@
 //! `/metrics` after a mixed workload passes `promtool check metrics` (Debian's `prometheus`
 //! package, which `scripts/test` installs); skipped, saying why, without promtool. The Grafana
-//! dashboard in `deploy/grafana/` queries only metrics that exist, in PromQL promtool accepts.
+//! dashboard in `deploy/grafana/` and the alerting rules in `deploy/prometheus/` query only
+//! metrics that exist, in PromQL promtool accepts.
 
 use super::*;
 
@@ -20,13 +21,14 @@ fn promtool() -> Option<std::path::PathBuf> {
 }
 
 /// `/metrics` after local, remote, rule, cached, streamed, unknown-policy and bad requests, a
-/// spent budget, a full local model and a reload: every family has a series.
+/// spent budget, a full local model, a reload and shadow samples: every family has a series.
 async fn after_a_mixed_workload() -> String {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let yaml = policy_yaml("default", &[("large", &mock.base_url())], "local")
         .replace("max_tokens: 64 }", "max_tokens: 64, max_queue: 1 }")
         + "rules:\n  - name: privacy\n    when: { pii: any }\n    action: local\n"
-        + "budget:\n  daily_usd: 0.000001\n  on_exhausted: reject\n";
+        + "budget:\n  daily_usd: 0.000001\n  on_exhausted: reject\n"
+        + "shadow: { rate: 1 }\n";
     let local = FakeLocal::new("a local answer", SURE).with_delay(Duration::from_millis(100));
     let h = Harness::single(yaml, local).await;
     let mut router = h.router().await;
@@ -64,7 +66,15 @@ async fn after_a_mixed_workload() -> String {
     );
     h.server.gateway.reload_policies("test").unwrap();
 
-    let (status, text) = h.http_get("/metrics").await;
+    // The shadow calls of the local answers finish off the requests' path.
+    let (mut status, mut text) = h.http_get("/metrics").await;
+    for _ in 0..100 {
+        if text.contains("sluice_shadow_agreement{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status, text) = h.http_get("/metrics").await;
+    }
     assert_eq!(status, 200);
     assert!(text.contains("sluice_requests_total{"), "{text}");
     text
@@ -123,30 +133,8 @@ async fn the_grafana_dashboard_queries_metrics_that_exist() {
         }
     }
     let text = after_a_mixed_workload().await;
-    // Every metric a query names has a series after the workload (histograms by their
-    // _bucket series).
-    let mut names = std::collections::BTreeSet::new();
-    for e in &exprs {
-        let mut rest = e.as_str();
-        while let Some(i) = rest.find("sluice_") {
-            let name: String = rest[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            rest = &rest[i + name.len()..];
-            names.insert(name);
-        }
-    }
-    assert!(names.len() >= 10, "{names:?}");
-    for name in &names {
-        let exported = text
-            .lines()
-            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
-        assert!(
-            exported,
-            "the dashboard queries {name}, which /metrics does not have:\n{text}"
-        );
-    }
+    let names = assert_exported(&exprs, &text, "the dashboard");
+    assert!(names >= 10, "{names} metrics");
     // And promtool parses every query (Grafana's $__rate_interval as a fixed range).
     let Some(promtool) = promtool() else { return };
     let dir = std::env::temp_dir().join(format!("sluice-dashboard-{}", std::process::id()));
@@ -166,6 +154,57 @@ async fn the_grafana_dashboard_queries_metrics_that_exist() {
         ok,
         "promtool rejected a dashboard query:\n{report}\n{rules}"
     );
+}
+
+/// Every `sluice_` metric the expressions name has a series in `text` (histograms by their
+/// _bucket series); returns how many metrics they name.
+fn assert_exported(exprs: &[String], text: &str, what: &str) -> usize {
+    let mut names = std::collections::BTreeSet::new();
+    for e in exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("sluice_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            names.insert(name);
+        }
+    }
+    for name in &names {
+        let exported = text
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+        assert!(
+            exported,
+            "{what} queries {name}, which /metrics does not have:\n{text}"
+        );
+    }
+    names.len()
+}
+
+#[tokio::test]
+async fn the_alerting_rules_pass_promtool_and_name_metrics_that_exist() {
+    let path = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../../deploy/prometheus/sluice-alerts.yaml");
+    let rules: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let exprs: Vec<String> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .map(|r| r["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 3, "{exprs:?}");
+    let text = after_a_mixed_workload().await;
+    assert_exported(&exprs, &text, "an alerting rule");
+    let Some(promtool) = promtool() else { return };
+    let (ok, report) = run_promtool(&promtool, &["check", "rules", path.to_str().unwrap()], "");
+    assert!(ok, "promtool rejected the alerting rules:\n{report}");
 }
 
 #[tokio::test]
