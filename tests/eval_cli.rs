@@ -132,6 +132,17 @@ async fn eval_reports_routing_and_repeats_exactly_and_calibrate_writes_a_valid_p
         (summary["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
         "{summary}"
     );
+    // The kept-local answers judged against the large ones, as shadow sampling judges them:
+    // every request the threshold keeps local is counted, each judged once at most.
+    let kept = &report["routing"]["kept_local_agreement"];
+    let escalated = report["routing"]["at_threshold"]["share_escalated"]
+        .as_f64()
+        .unwrap();
+    let kept_n = kept["kept"].as_u64().unwrap();
+    assert_eq!(kept_n, (12.0 * (1.0 - escalated)).round() as u64, "{kept}");
+    let judged = kept["agree"].as_u64().unwrap() + kept["disagree"].as_u64().unwrap();
+    assert!(judged <= kept_n, "{kept}");
+    assert_eq!(kept["estimate"].is_null(), judged == 0, "{kept}");
     let routers = report["routing"]["routers"].as_array().unwrap();
     let random = routers.iter().find(|r| r["router"] == "random").unwrap();
     let apgr = random["apgr"].as_f64();

@@ -2,6 +2,7 @@
 //! "the local answer is right"), ranking metrics over router scores, and the logistic model
 //! fitted to those labels. Pure functions, no I/O, deterministic for a given seed.
 
+pub mod agree;
 pub mod grade;
 pub mod logistic;
 pub mod metrics;

@@ -80,6 +80,17 @@ async fn after_a_mixed_workload() -> String {
     text
 }
 
+/// A file of the repository, found at run time: a test binary cargo reuses from another
+/// checkout keeps that one's path in `env!`.
+fn repo_file(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..")
+    .join(relative)
+}
+
 /// promtool's report (stdout and stderr) and whether it succeeded.
 fn run_promtool(promtool: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
     let mut child = std::process::Command::new(promtool)
@@ -116,12 +127,7 @@ async fn metrics_after_a_mixed_workload_pass_promtool() {
 
 #[tokio::test]
 async fn the_grafana_dashboard_queries_metrics_that_exist() {
-    let path = std::path::Path::new(
-        // At run time: a test binary cargo reuses from another checkout keeps that one's path.
-        &std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../../deploy/grafana/sluice.json");
+    let path = repo_file("deploy/grafana/sluice.json");
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut exprs = Vec::new();
@@ -185,11 +191,7 @@ fn assert_exported(exprs: &[String], text: &str, what: &str) -> usize {
 
 #[tokio::test]
 async fn the_alerting_rules_pass_promtool_and_name_metrics_that_exist() {
-    let path = std::path::Path::new(
-        &std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../../deploy/prometheus/sluice-alerts.yaml");
+    let path = repo_file("deploy/prometheus/sluice-alerts.yaml");
     let rules: serde_json::Value =
         serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let exprs: Vec<String> = rules["groups"]

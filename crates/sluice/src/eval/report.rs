@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sluice_policy::{Feature, Policy, PromptStates, Tier};
+use sluice_router::eval::agree::{wilson, Agreement, Comparer, ShortAnswers};
 use sluice_router::eval::routing::{
     apgr, min_escalated_for_quality, pgr, point_at_share, random_curve, routing_curve, CurvePoint,
     Outcome,
@@ -91,6 +92,19 @@ pub struct Routing {
     /// Mean local time the requests the policy escalates wait before their tier is called
     /// (its draft, and its prefill when it uses one), ms, from the rows' measured times.
     pub at_threshold_added_ms: Option<f64>,
+    /// The requests the policy keeps local, their answers judged against the large model's
+    /// as shadow sampling judges them live: the figure `sluice_shadow_agreement` estimates.
+    pub kept_local_agreement: KeptLocalAgreement,
+}
+
+/// Kept-local answers judged against the large model's answers (`agree::ShortAnswers`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct KeptLocalAgreement {
+    pub kept: usize,
+    pub agree: u64,
+    pub disagree: u64,
+    /// agree / (agree + disagree) and its 95% Wilson interval; `None` when none was judged.
+    pub estimate: Option<(f64, f64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,9 +215,23 @@ pub fn build(
             cost: 0.0,
         };
         let mut waits = Vec::new();
+        let mut kept = KeptLocalAgreement {
+            kept: 0,
+            agree: 0,
+            disagree: 0,
+            estimate: None,
+        };
         for (i, r) in rows.iter().enumerate() {
             let features = r.feature_values();
             let escalated = pipeline::decision(policy, "", &features).route == RouteChoice::Remote;
+            if !escalated {
+                kept.kept += 1;
+                match ShortAnswers.compare(&r.draft, &l.answers[i].text) {
+                    Agreement::Agree => kept.agree += 1,
+                    Agreement::Disagree => kept.disagree += 1,
+                    Agreement::Unknown => {}
+                }
+            }
             let right = if escalated { l.right[i] } else { labels[i] };
             at.accuracy += f64::from(u8::from(right));
             if escalated {
@@ -231,6 +259,10 @@ pub fn build(
             at_threshold: point(&policy_curve, &p),
             at_threshold_added_ms: (!waits.is_empty())
                 .then(|| waits.iter().sum::<f64>() / waits.len() as f64),
+            kept_local_agreement: KeptLocalAgreement {
+                estimate: wilson(kept.agree, kept.agree + kept.disagree),
+                ..kept
+            },
         }
     });
 

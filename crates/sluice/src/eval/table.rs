@@ -116,6 +116,20 @@ pub fn render(r: &Report) -> String {
             "n/a".into()
         }
     );
+    let k = routing.kept_local_agreement;
+    if let Some((estimate, lower, upper)) = k.estimate {
+        let _ = writeln!(
+            o,
+            "policy threshold: of the {} kept local, {} agree with the large answer, {} do not, {} too long to judge: agreement {} (95% interval {} to {}), what shadow sampling estimates live",
+            k.kept,
+            k.agree,
+            k.disagree,
+            k.kept as u64 - k.agree - k.disagree,
+            pct(estimate),
+            pct(lower),
+            pct(upper)
+        );
+    }
     if let Some(ms) = routing.at_threshold_added_ms {
         let _ = writeln!(
             o,
