@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use sluice_policy::{Policy, Role, Shadow};
 use sluice_router::eval::agree::{sampled, wilson, Agreement, Comparer, ShortAnswers};
+use sluice_router::Reason;
 use tokio::task::JoinSet;
 
 use super::{upstream_request, AnswerMeta, ChatInput, Gateway, RouteKind};
@@ -131,9 +132,11 @@ impl Gateway {
         text: &str,
     ) {
         let Some(cfg) = policy.shadow else { return };
+        // Confident, not merely answered locally: a request the score sent on but a spent
+        // budget kept is not a kept-local answer the estimate is about.
         let kept_by_score = meta.route.kind == RouteKind::Local
             && !meta.route.fallback
-            && meta.decision.confidence.is_some()
+            && meta.decision.reason == Reason::Confident.as_str()
             && meta.decision.rule.is_none();
         let private = || {
             input

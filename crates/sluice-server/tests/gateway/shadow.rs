@@ -218,3 +218,26 @@ async fn rules_personal_data_escalations_and_cache_hits_are_never_shadowed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_request_the_score_sent_on_is_not_shadowed_when_a_spent_budget_keeps_it_local() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    // The daily cap allows one escalation (each costs 0.000026); the second is answered
+    // locally for the budget, not because the score kept it.
+    let yaml = shadow_policy(&mock.base_url(), "{ rate: 1 }")
+        + "budget:\n  daily_usd: 0.00002\n  on_exhausted: local\n";
+    let h = Harness::single(yaml, FakeLocal::new("Paris.", UNSURE)).await;
+    let first = h.chat(ask("hard one", pb::RouteHint::Auto, "")).await;
+    assert_eq!(first.route.unwrap().kind(), pb::RouteKind::Remote);
+    let second = h.chat(ask("hard two", pb::RouteHint::Auto, "")).await;
+    assert_eq!(second.route.unwrap().kind(), pb::RouteKind::Local);
+    assert_eq!(second.decision.unwrap().reason, "budget");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "only the escalation reached the tier"
+    );
+    let (_, text) = h.http_get("/metrics").await;
+    assert!(!text.contains("sluice_shadow_samples_total{"), "{text}");
+}
