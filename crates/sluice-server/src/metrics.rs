@@ -1,5 +1,6 @@
 //! The Prometheus registry of the gateway: one instance, passed down, never global.
 
+mod gen_ai;
 mod shadow;
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -80,39 +81,6 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-/// The OpenTelemetry GenAI semantic conventions' attributes of one call to a tier's model,
-/// as Prometheus labels. Every value comes from the policy (provider, configured model) or a
-/// fixed set (error classes), so the series are bounded.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GenAiLabels {
-    pub gen_ai_operation_name: String,
-    pub gen_ai_provider_name: String,
-    pub gen_ai_request_model: String,
-    /// Empty on success, else the error class (as `sluice_upstream_requests_total`'s status).
-    pub error_type: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GenAiTokenLabels {
-    pub gen_ai_operation_name: String,
-    pub gen_ai_provider_name: String,
-    pub gen_ai_request_model: String,
-    /// input or output.
-    pub gen_ai_token_type: String,
-}
-
-fn gen_ai_duration_histogram() -> Histogram {
-    // The semantic conventions' advised boundaries, in seconds.
-    Histogram::new([
-        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-    ])
-}
-
-fn gen_ai_token_histogram() -> Histogram {
-    // The semantic conventions' advised boundaries: powers of 4 from 1 to 4^13.
-    Histogram::new(exponential_buckets(1.0, 4.0, 14))
-}
-
 fn latency_histogram() -> Histogram {
     // 1 ms .. ~65 s
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -138,8 +106,7 @@ pub struct Metrics {
     pub budget_exhausted: Family<BudgetLabels, Counter>,
     pub local_queue: Gauge<i64, AtomicI64>,
     pub local_busy: Family<ActionLabel, Counter>,
-    pub gen_ai_duration: Family<GenAiLabels, Histogram>,
-    pub gen_ai_tokens: Family<GenAiTokenLabels, Histogram>,
+    pub gen_ai: gen_ai::GenAiMetrics,
     pub shadow: shadow::ShadowMetrics,
     /// Redis errors already counted, so each scrape adds only the new ones.
     cache_remote_errors_seen: AtomicU64,
@@ -172,12 +139,6 @@ impl Metrics {
         let budget_exhausted = Family::<BudgetLabels, Counter>::default();
         let local_queue = Gauge::<i64, AtomicI64>::default();
         let local_busy = Family::<ActionLabel, Counter>::default();
-        let gen_ai_duration = Family::<GenAiLabels, Histogram>::new_with_constructor(
-            gen_ai_duration_histogram as fn() -> _,
-        );
-        let gen_ai_tokens = Family::<GenAiTokenLabels, Histogram>::new_with_constructor(
-            gen_ai_token_histogram as fn() -> _,
-        );
         registry.register(
             "sluice_requests",
             "Requests answered or failed, by route (local, remote, cache, error), tier, policy and reason",
@@ -262,18 +223,8 @@ impl Metrics {
              tiers; rejected: RESOURCE_EXHAUSTED)",
             local_busy.clone(),
         );
-        registry.register(
-            "gen_ai_client_operation_duration_seconds",
-            "GenAI operation duration (OpenTelemetry semantic conventions): each call to a tier's \
-             model, by operation, provider, requested model and error type",
-            gen_ai_duration.clone(),
-        );
-        registry.register(
-            "gen_ai_client_token_usage",
-            "Tokens per GenAI operation (OpenTelemetry semantic conventions): each tier call's \
-             input and output tokens, by operation, provider, requested model and token type",
-            gen_ai_tokens.clone(),
-        );
+        let gen_ai = gen_ai::GenAiMetrics::default();
+        gen_ai.register(&mut registry);
         let shadow = shadow::ShadowMetrics::default();
         shadow.register(&mut registry);
         Self {
@@ -294,8 +245,7 @@ impl Metrics {
             budget_exhausted,
             local_queue,
             local_busy,
-            gen_ai_duration,
-            gen_ai_tokens,
+            gen_ai,
             shadow,
             cache_remote_errors_seen: AtomicU64::new(0),
         }
@@ -440,7 +390,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Count one call to a tier.
     /// One call to `tier`'s model that began at `started`, in the GenAI conventions' terms: its
     /// duration, its error class if it failed, and its (input, output) tokens when the tier
     /// reported them.
@@ -451,31 +400,10 @@ impl Metrics {
         error: Option<&str>,
         tokens: Option<(u64, u64)>,
     ) {
-        let (provider, model) = (tier.provider.as_str(), tier.model.as_str());
-        let seconds = started.elapsed().as_secs_f64();
-        let op = "chat".to_owned();
-        self.gen_ai_duration
-            .get_or_create(&GenAiLabels {
-                gen_ai_operation_name: op.clone(),
-                gen_ai_provider_name: provider.into(),
-                gen_ai_request_model: model.into(),
-                error_type: error.unwrap_or_default().into(),
-            })
-            .observe(seconds);
-        if let Some((input, output)) = tokens {
-            for (kind, n) in [("input", input), ("output", output)] {
-                self.gen_ai_tokens
-                    .get_or_create(&GenAiTokenLabels {
-                        gen_ai_operation_name: op.clone(),
-                        gen_ai_provider_name: provider.into(),
-                        gen_ai_request_model: model.into(),
-                        gen_ai_token_type: kind.into(),
-                    })
-                    .observe(n as f64);
-            }
-        }
+        self.gen_ai.call(tier, started, error, tokens);
     }
 
+    /// Count one call to a tier.
     pub fn upstream_call(&self, tier: &str, status: &str) {
         self.upstream_requests
             .get_or_create(&UpstreamLabels {
