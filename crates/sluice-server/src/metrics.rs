@@ -332,8 +332,9 @@ impl Metrics {
         self.cost_avoided.inc_by(meta.usage.cost_avoided_usd);
     }
 
-    /// Money spent on a streamed escalation that ended before the tier reported usage.
-    pub fn charged_unfinished(&self, tier: &str, cost_usd: f64) {
+    /// Money spent on a tier outside a finished answer's accounting: a streamed escalation
+    /// that ended before the tier reported usage, or a shadow call.
+    pub fn tier_cost(&self, tier: &str, cost_usd: f64) {
         self.cost
             .get_or_create(&TierLabel { tier: tier.into() })
             .inc_by(cost_usd);
@@ -349,7 +350,7 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
-        self.charged_unfinished(tier, cost_usd);
+        self.tier_cost(tier, cost_usd);
     }
 
     /// Count one failed request.

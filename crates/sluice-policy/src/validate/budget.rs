@@ -58,7 +58,7 @@ pub(super) fn budget(raw: &RawBudget, path: &KeyPath) -> Result<Budget, Invalid>
 }
 
 /// A cap in USD: finite and greater than zero.
-fn cap(raw: Option<Num>, path: &KeyPath) -> Result<Option<f64>, Invalid> {
+pub(super) fn cap(raw: Option<Num>, path: &KeyPath) -> Result<Option<f64>, Invalid> {
     match raw {
         None => Ok(None),
         Some(Num(usd)) if usd.is_finite() && usd > 0.0 => Ok(Some(usd)),

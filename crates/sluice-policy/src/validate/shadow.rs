@@ -1,6 +1,6 @@
 //! `shadow:` — sampled second opinions from the first tier.
 
-use super::{values, At, Invalid};
+use super::{budget, values, At, Invalid};
 use crate::locate::KeyPath;
 use crate::model::{Shadow, Tier};
 use crate::raw::RawShadow;
@@ -15,17 +15,8 @@ pub(super) fn shadow(raw: &RawShadow, path: &KeyPath, tiers: &[Tier]) -> Result<
         None => Shadow::DEFAULT_MAX_PER_MINUTE,
         Some(n) => values::int_at_least(n.0, 1).at(&path.key("max_per_minute"))?,
     };
-    let budget_usd_daily = match raw.budget_usd_daily {
-        None => Shadow::DEFAULT_BUDGET_USD_DAILY,
-        Some(usd) if usd.0.is_finite() && usd.0 > 0.0 => usd.0,
-        Some(usd) => {
-            return Err(format!(
-                "expected a finite number of USD greater than 0, found {}",
-                usd.0
-            ))
-            .at(&path.key("budget_usd_daily"))
-        }
-    };
+    let budget_usd_daily = budget::cap(raw.budget_usd_daily, &path.key("budget_usd_daily"))?
+        .unwrap_or(Shadow::DEFAULT_BUDGET_USD_DAILY);
     Ok(Shadow {
         rate,
         max_per_minute,

@@ -55,6 +55,6 @@ impl Gateway {
             .price
             .cost(tokens(prompt_chars), tokens(received_chars));
         self.charge(input, cost);
-        self.metrics().charged_unfinished(&tier.name, cost);
+        self.metrics().tier_cost(&tier.name, cost);
     }
 }

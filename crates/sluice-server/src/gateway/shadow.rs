@@ -31,11 +31,13 @@ struct Window {
     disagree: u64,
 }
 
-/// Why a sampled request was not shadowed after all.
+/// Why a sampled request was not shadowed after all (`sluice_shadow_skipped_total`'s reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
     RateLimit,
     Budget,
+    /// The tier call failed.
+    TierError,
 }
 
 impl Skip {
@@ -43,6 +45,7 @@ impl Skip {
         match self {
             Skip::RateLimit => "rate_limit",
             Skip::Budget => "budget",
+            Skip::TierError => "tier_error",
         }
     }
 }
@@ -181,7 +184,7 @@ impl Gateway {
                     let status = super::escalate::status_label(&e);
                     metrics.upstream_call(&tier.name, status);
                     metrics.gen_ai_call(&tier, started, Some(status), None);
-                    metrics.shadow.skipped(&name, "tier_error");
+                    metrics.shadow.skipped(&name, Skip::TierError.as_str());
                     tracing::debug!(policy = %name, tier = %tier.name, error = %e, "shadow call failed");
                 }
             }

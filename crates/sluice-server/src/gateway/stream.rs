@@ -174,6 +174,8 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
+        // Only kept-local answers are shadowed: no need to keep this one's pieces for it.
+        out.shadow = None;
         if !self.budget_allows(&policy, input)? {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;

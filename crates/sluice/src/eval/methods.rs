@@ -241,11 +241,17 @@ pub fn compare(
     // items of a task tied. They are what knowing each request's task exactly would give, so a
     // method near them ranks tasks, not the items inside a task.
     let rate = |hit: &dyn Fn(usize) -> bool| -> Vec<f64> {
-        let of_task = |t: &str| {
-            let members: Vec<usize> = (0..rows.len()).filter(|&i| tasks[i] == t).collect();
-            members.iter().filter(|&&i| hit(i)).count() as f64 / members.len().max(1) as f64
-        };
-        tasks.iter().map(|t| of_task(t)).collect()
+        // (hits, items) per task, counted once.
+        let mut per_task: std::collections::HashMap<&str, (usize, usize)> = Default::default();
+        for (i, t) in tasks.iter().enumerate() {
+            let e = per_task.entry(t).or_default();
+            e.0 += usize::from(hit(i));
+            e.1 += 1;
+        }
+        tasks
+            .iter()
+            .map(|t| per_task.get(t).map_or(0.0, |&(h, n)| h as f64 / n as f64))
+            .collect()
     };
     let local_rate = rate(&|i| right[i]);
     results.push(result(
