@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod plot;
 pub mod probe_fit;
 pub mod routing;
+pub mod sample;
 
 pub use grade::{grade, normalize, GradeKind};
 pub use logistic::{

@@ -99,6 +99,13 @@ impl Gateway {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Write every judged shadow sample to `log` (`--samples-dir`); set once, before serving.
+    pub fn set_samples_log(&self, log: Arc<crate::records::RecordLog>) {
+        if self.inner.shadows.set_log(log).is_err() {
+            tracing::warn!("the samples directory was set already; the first one stays");
+        }
+    }
+
     /// Abort the shadow calls still running (the server is stopping); returns how many.
     pub fn stop_shadows(&self) -> usize {
         self.inner.shadows.stop()

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod http_api;
 pub mod metrics;
+pub mod records;
 pub mod serve;
 pub mod watch;
 

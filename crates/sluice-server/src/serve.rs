@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub drain: Duration,
     /// Most HTTP API connections open at once (`None`: `DEFAULT_HTTP_MAX_CONNECTIONS`).
     pub http_max_connections: Option<usize>,
+    /// Where judged shadow samples are written, per tenant; `None`: only counted.
+    pub samples: Option<crate::records::RecordsConfig>,
 }
 
 /// The HTTP API's default bound on open connections.
@@ -63,6 +65,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot write shadow samples: {0}")]
+    Samples(String),
     #[error("cannot use the Redis cache: {0}")]
     Redis(String),
     #[error("cannot start the upstream client: {0}")]
@@ -177,6 +181,12 @@ pub async fn start(
         Caches::new(redis),
         Arc::new(Metrics::new()),
     );
+    if let Some(samples) = config.samples.clone() {
+        let log = crate::records::RecordLog::open(samples)
+            .map_err(|e| ServeError::Samples(e.to_string()))?;
+        tracing::info!(dir = %log.dir().display(), "shadow samples are written per tenant");
+        gw.set_samples_log(Arc::new(log));
+    }
     crate::gateway::warn_missing_keys(&gw.policies().snapshot());
     if !config.auth.is_enabled() {
         tracing::warn!(

@@ -62,6 +62,14 @@ pub enum Command {
         /// queue until one closes (an HTTP/1.1 client opens one per request in flight).
         #[arg(long, env = "SLUICE_HTTP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
         http_max_connections: u32,
+        /// Write every judged shadow sample (a policy's `shadow:`) here, one directory per
+        /// tenant, a JSONL file per UTC day; `sluice calibrate --rows DIR` refits a policy on
+        /// them. Off when unset.
+        #[arg(long, env = "SLUICE_SAMPLES_DIR")]
+        samples_dir: Option<PathBuf>,
+        /// Most megabytes of samples kept per tenant; the oldest files are deleted first.
+        #[arg(long, env = "SLUICE_SAMPLES_MAX_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+        samples_max_mb: u64,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)

@@ -28,6 +28,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy_watch_secs,
             drain_secs,
             http_max_connections,
+            samples_dir,
+            samples_max_mb,
         } => serve(
             &policy,
             tenants.as_deref(),
@@ -41,6 +43,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .then(|| std::time::Duration::from_secs_f64(policy_watch_secs)),
                 drain: std::time::Duration::from_secs_f64(drain_secs),
                 http_max_connections: Some(http_max_connections as usize),
+                samples: samples_dir.map(|dir| sluice_server::records::RecordsConfig {
+                    dir,
+                    max_tenant_bytes: samples_max_mb.saturating_mul(1 << 20),
+                }),
             },
             model,
         ),

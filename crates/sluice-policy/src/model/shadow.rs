@@ -1,14 +1,15 @@
-//! Shadow sampling: the first tier answers a sampled share of the requests kept local too,
+//! Shadow sampling: for a sampled share of the requests the score decided, the other side
+//! answers too (the first tier for those kept local, the local model for those escalated),
 //! after the answer has gone out, so live traffic says how often the local answers agree.
 
-/// How many kept-local requests are shadowed, and what the shadow calls may spend.
+/// How many requests are sampled, and what the tier calls of the samples may spend.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shadow {
-    /// Share of the requests the score kept local that are shadowed, in (0, 1].
+    /// Share of the requests the score decided that are sampled, in (0, 1].
     pub rate: f64,
-    /// Most shadow calls started per minute (≥ 1).
+    /// Most samples started per minute (≥ 1).
     pub max_per_minute: u32,
-    /// USD the shadow calls of this policy may spend per UTC day (> 0).
+    /// USD the tier calls of this policy's kept-local samples may spend per UTC day (> 0).
     pub budget_usd_daily: f64,
 }
 

@@ -1,23 +1,28 @@
 //! Shadow sampling (a policy's `shadow:`): for a sampled share of the requests the policy's
-//! score kept local, the first tier is asked the same request too, after the answer has gone
-//! out, within the policy's own shadow budget; the two answers are compared, and the running
-//! agreement says how good the kept-local answers are on live traffic.
+//! score decided, the other side answers too, after the answer has gone out: the first tier
+//! for a request kept local (within the policy's own shadow budget), the local model for an
+//! escalated one (only while it is idle). The two answers are compared; the running agreement
+//! of the kept-local ones says how good they are on live traffic, and with `--samples-dir`
+//! every judged sample is written for `sluice calibrate --rows` to refit the policy on.
 //!
 //! Never on the request's path: the sample is spawned after the answer is complete and the
 //! caller never waits for it. Requests a rule decided, and requests with personal data or
-//! secrets, are never shadowed, whatever rule the policy has for them.
+//! secrets, are never sampled, whatever rule the policy has for them.
+
+mod second;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use sluice_policy::{Policy, Role, Shadow};
-use sluice_router::eval::agree::{sampled, wilson, Agreement, Comparer, ShortAnswers};
+use sluice_router::eval::agree::{sampled, Agreement, Comparer, ShortAnswers};
 use sluice_router::Reason;
 use tokio::task::JoinSet;
 
-use super::{upstream_request, AnswerMeta, ChatInput, Gateway, RouteKind};
+use super::{AnswerMeta, ChatInput, Gateway, RouteKind};
 use crate::budget::civil::unix_day;
+use crate::records::RecordLog;
 
 /// One policy's shadow state: the calls started this minute, the spend of this UTC day, and
 /// the judged samples since start.
@@ -38,6 +43,10 @@ pub enum Skip {
     Budget,
     /// The tier call failed.
     TierError,
+    /// An escalated request's local answer waits for an idle local model, and it was busy.
+    LocalBusy,
+    /// The local model failed to answer an escalated request.
+    LocalError,
 }
 
 impl Skip {
@@ -46,6 +55,8 @@ impl Skip {
             Skip::RateLimit => "rate_limit",
             Skip::Budget => "budget",
             Skip::TierError => "tier_error",
+            Skip::LocalBusy => "local_busy",
+            Skip::LocalError => "local_error",
         }
     }
 }
@@ -57,6 +68,8 @@ pub struct Shadows {
     windows: Mutex<HashMap<String, Window>>,
     tasks: Mutex<JoinSet<()>>,
     comparer: Box<dyn Comparer>,
+    /// Where judged samples are written (`--samples-dir`); none: only counted.
+    log: OnceLock<Arc<RecordLog>>,
 }
 
 impl Default for Shadows {
@@ -65,20 +78,29 @@ impl Default for Shadows {
             windows: Mutex::default(),
             tasks: Mutex::default(),
             comparer: Box::new(ShortAnswers),
+            log: OnceLock::new(),
         }
     }
 }
 
 impl Shadows {
-    /// Take a place for one shadow call of `policy` now, or say why not.
-    fn admit(&self, policy: &str, cfg: &Shadow, now: Instant, today: i64) -> Result<(), Skip> {
+    /// Take a place for one sample of `policy` now, or say why not; `spends`: the sample calls
+    /// the tier (a kept-local request), so the daily budget applies.
+    fn admit(
+        &self,
+        policy: &str,
+        cfg: &Shadow,
+        now: Instant,
+        today: i64,
+        spends: bool,
+    ) -> Result<(), Skip> {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let w = windows.entry(policy.to_owned()).or_default();
         if w.day != today {
             w.day = today;
             w.spent_usd = 0.0;
         }
-        if w.spent_usd >= cfg.budget_usd_daily {
+        if spends && w.spent_usd >= cfg.budget_usd_daily {
             return Err(Skip::Budget);
         }
         let fresh = w
@@ -95,7 +117,7 @@ impl Shadows {
         Ok(())
     }
 
-    /// Book a finished call's cost and judgement; returns the agreement counts so far.
+    /// Book a kept-local sample's cost and judgement; returns the agreement counts so far.
     fn record(&self, policy: &str, cost_usd: f64, agreement: Agreement) -> (u64, u64) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let w = windows.entry(policy.to_owned()).or_default();
@@ -115,6 +137,11 @@ impl Shadows {
         tasks.spawn(call);
     }
 
+    /// Write every judged sample to `log` from now on; a second log is refused.
+    pub fn set_log(&self, log: Arc<RecordLog>) -> Result<(), Arc<RecordLog>> {
+        self.log.set(log)
+    }
+
     /// Abort the shadow calls still running (at shutdown: a sample is not worth waiting for).
     pub fn stop(&self) -> usize {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,8 +152,8 @@ impl Shadows {
 }
 
 impl Gateway {
-    /// After a request's answer is complete: when the policy shadows, the score kept the
-    /// request local, and the request is sampled, ask the first tier too, off the path.
+    /// After a request's answer is complete: when the policy samples, the score decided the
+    /// route, and the request is sampled, have the other side answer too, off the path.
     pub(super) fn shadow(
         &self,
         policy: &Arc<Policy>,
@@ -135,12 +162,7 @@ impl Gateway {
         text: &str,
     ) {
         let Some(cfg) = policy.shadow else { return };
-        // Confident, not merely answered locally: a request the score sent on but a spent
-        // budget kept is not a kept-local answer the estimate is about.
-        let kept_by_score = meta.route.kind == RouteKind::Local
-            && !meta.route.fallback
-            && meta.decision.reason == Reason::Confident.as_str()
-            && meta.decision.rule.is_none();
+        let Some(side) = Side::of(meta) else { return };
         let private = || {
             input
                 .messages
@@ -148,47 +170,71 @@ impl Gateway {
                 .filter(|m| m.role == Role::User)
                 .any(|m| !sluice_policy::pii::kinds(&m.content).is_empty())
         };
-        if !kept_by_score || !sampled(&input.request_id, cfg.rate) || private() {
+        if !sampled(&input.request_id, cfg.rate) || private() {
             return;
         }
         let Some(tier) = policy.first_tier().cloned() else {
             return;
         };
+        let spends = side == Side::Local;
         let today = unix_day(SystemTime::now());
-        if let Err(skip) = self
-            .inner
-            .shadows
-            .admit(&policy.name, &cfg, Instant::now(), today)
+        if let Err(skip) =
+            self.inner
+                .shadows
+                .admit(&policy.name, &cfg, Instant::now(), today, spends)
         {
-            self.metrics().shadow.skipped(&policy.name, skip.as_str());
+            self.metrics()
+                .shadow
+                .skipped(&policy.name, side.as_str(), skip.as_str());
             return;
         }
-        let (gw, name, local) = (self.clone(), policy.name.clone(), text.to_owned());
-        let req = upstream_request(input);
-        self.inner.shadows.spawn(async move {
-            let started = Instant::now();
-            let metrics = gw.metrics();
-            match gw.inner.upstream.chat(&tier, &req).await {
-                Ok(c) => {
-                    metrics.upstream_call(&tier.name, "ok");
-                    let tokens = (c.usage.prompt_tokens, c.usage.completion_tokens);
-                    metrics.gen_ai_call(&tier, started, None, Some(tokens));
-                    metrics.tier_spend(&tier.name, c.cost_usd, tokens);
-                    let agreement = gw.inner.shadows.comparer.compare(&local, &c.content);
-                    let (agree, judged) = gw.inner.shadows.record(&name, c.cost_usd, agreement);
-                    metrics
-                        .shadow
-                        .sample(&name, agreement.as_str(), c.cost_usd, wilson(agree, judged));
-                }
-                Err(e) => {
-                    let status = super::escalate::status_label(&e);
-                    metrics.upstream_call(&tier.name, status);
-                    metrics.gen_ai_call(&tier, started, Some(status), None);
-                    metrics.shadow.skipped(&name, Skip::TierError.as_str());
-                    tracing::debug!(policy = %name, tier = %tier.name, error = %e, "shadow call failed");
-                }
+        let task = second::Task {
+            gw: self.clone(),
+            policy: policy.clone(),
+            input: input.clone(),
+            meta: meta.clone(),
+            text: text.to_owned(),
+            tier,
+        };
+        self.inner.shadows.spawn(task.run(side));
+    }
+}
+
+/// Which answer the caller got, so which side answers second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Kept local by the score: the first tier answers second.
+    Local,
+    /// Escalated by the score: the local model answers second.
+    Remote,
+}
+
+impl Side {
+    /// The side of an answer the score decided; `None` for answers a rule, the caller, a
+    /// spent budget, a failed tier or the cache decided (not what the router is judged on).
+    fn of(meta: &AnswerMeta) -> Option<Side> {
+        if meta.route.fallback || meta.decision.rule.is_some() || meta.decision.confidence.is_none()
+        {
+            return None;
+        }
+        let reason = meta.decision.reason;
+        match meta.route.kind {
+            RouteKind::Local if reason == Reason::Confident.as_str() => Some(Side::Local),
+            RouteKind::Remote
+                if reason == Reason::LowConfidence.as_str()
+                    || reason == Reason::ProbeLow.as_str() =>
+            {
+                Some(Side::Remote)
             }
-        });
+            _ => None,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Side::Local => "local",
+            Side::Remote => "remote",
+        }
     }
 }
 
@@ -205,14 +251,19 @@ mod tests {
             budget_usd_daily: 0.01,
         };
         let t0 = Instant::now();
-        assert_eq!(s.admit("p", &cfg, t0, 1), Ok(()));
-        assert_eq!(s.admit("p", &cfg, t0, 1), Ok(()));
-        assert_eq!(s.admit("p", &cfg, t0, 1), Err(Skip::RateLimit));
-        assert_eq!(s.admit("other", &cfg, t0, 1), Ok(()), "per policy");
+        assert_eq!(s.admit("p", &cfg, t0, 1, true), Ok(()));
+        assert_eq!(s.admit("p", &cfg, t0, 1, true), Ok(()));
+        assert_eq!(s.admit("p", &cfg, t0, 1, true), Err(Skip::RateLimit));
+        assert_eq!(s.admit("other", &cfg, t0, 1, true), Ok(()), "per policy");
         let later = t0 + std::time::Duration::from_secs(61);
-        assert_eq!(s.admit("p", &cfg, later, 1), Ok(()), "a new minute");
+        assert_eq!(s.admit("p", &cfg, later, 1, true), Ok(()), "a new minute");
         s.record("p", 0.02, Agreement::Agree);
-        assert_eq!(s.admit("p", &cfg, later, 1), Err(Skip::Budget));
-        assert_eq!(s.admit("p", &cfg, later, 2), Ok(()), "a new UTC day");
+        assert_eq!(s.admit("p", &cfg, later, 1, true), Err(Skip::Budget));
+        assert_eq!(
+            s.admit("p", &cfg, later, 1, false),
+            Ok(()),
+            "an escalated request's sample calls no tier"
+        );
+        assert_eq!(s.admit("p", &cfg, later, 2, true), Ok(()), "a new UTC day");
     }
 }

@@ -54,7 +54,7 @@ struct Out {
     pieces: Vec<String>,
     /// Where to keep the answer: the policy, the request and the local model id.
     store: Option<(Arc<Policy>, ChatInput, String)>,
-    /// The policy and the request, when the policy shadows kept-local answers.
+    /// The policy and the request, when the policy samples answers (`shadow:`).
     shadow: Option<(Arc<Policy>, ChatInput)>,
 }
 
@@ -174,8 +174,6 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
-        // Only kept-local answers are shadowed: no need to keep this one's pieces for it.
-        out.shadow = None;
         if !self.budget_allows(&policy, input)? {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;

@@ -12,6 +12,9 @@ use prometheus_client::registry::Registry;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SampleLabels {
     pub policy: String,
+    /// Which answer the caller got: local (the tier answered second) or remote (the local
+    /// model answered second).
+    pub route: String,
     /// yes, no, or unknown (the comparer could not tell).
     pub agree: String,
 }
@@ -19,7 +22,8 @@ pub struct SampleLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabels {
     pub policy: String,
-    /// rate_limit, budget or tier_error.
+    pub route: String,
+    /// rate_limit, budget, tier_error, local_busy or local_error.
     pub reason: String,
 }
 
@@ -42,20 +46,25 @@ pub struct ShadowMetrics {
     skipped: Family<SkipLabels, Counter>,
     cost: Family<PolicyLabel, Counter<f64, AtomicU64>>,
     agreement: Family<AgreementLabels, Gauge<f64, AtomicU64>>,
+    write_errors: Family<PolicyLabel, Counter>,
 }
 
 impl ShadowMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "sluice_shadow_samples",
-            "Kept-local requests the first tier also answered (shadow sampling), by policy and \
-             whether the two answers agree (yes, no, unknown: too long to judge)",
+            "Sampled requests the other side also answered (shadow sampling), by policy, the \
+             route the caller got (local: the first tier answered too; remote: the local model \
+             answered too) and whether the two answers agree (yes, no, unknown: too long to \
+             judge)",
             self.samples.clone(),
         );
         registry.register(
             "sluice_shadow_skipped",
-            "Sampled requests not shadowed, by policy and reason (rate_limit: max_per_minute \
-             reached, budget: budget_usd_daily spent, tier_error: the tier call failed)",
+            "Sampled requests not answered by the other side, by policy, route and reason \
+             (rate_limit: max_per_minute reached, budget: budget_usd_daily spent, tier_error: \
+             the tier call failed, local_busy: the local model was not idle, local_error: the \
+             local model failed)",
             self.skipped.clone(),
         );
         registry.register(
@@ -66,18 +75,24 @@ impl ShadowMetrics {
         );
         registry.register(
             "sluice_shadow_agreement",
-            "Share of judged shadow samples whose local answer agreed with the tier's, since \
-             start, by policy: the estimate and its 95% Wilson interval (bound: estimate, \
-             lower, upper)",
+            "Share of judged kept-local shadow samples whose local answer agreed with the \
+             tier's, since start, by policy: the estimate and its 95% Wilson interval (bound: \
+             estimate, lower, upper)",
             self.agreement.clone(),
+        );
+        registry.register(
+            "sluice_shadow_write_errors",
+            "Judged shadow samples that could not be written to --samples-dir, by policy",
+            self.write_errors.clone(),
         );
     }
 
-    /// One shadow call answered: its judgement and cost, and the running agreement
+    /// One sample answered by both sides: its judgement and cost, and the running agreement
     /// (estimate, lower, upper) when any sample was judged.
     pub fn sample(
         &self,
         policy: &str,
+        route: &str,
         agree: &str,
         cost_usd: f64,
         agreement: Option<(f64, f64, f64)>,
@@ -85,6 +100,7 @@ impl ShadowMetrics {
         self.samples
             .get_or_create(&SampleLabels {
                 policy: policy.into(),
+                route: route.into(),
                 agree: agree.into(),
             })
             .inc();
@@ -106,11 +122,21 @@ impl ShadowMetrics {
     }
 
     /// One sampled request not shadowed, and why.
-    pub fn skipped(&self, policy: &str, reason: &str) {
+    pub fn skipped(&self, policy: &str, route: &str, reason: &str) {
         self.skipped
             .get_or_create(&SkipLabels {
                 policy: policy.into(),
+                route: route.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// A judged sample that could not be written.
+    pub fn write_error(&self, policy: &str) {
+        self.write_errors
+            .get_or_create(&PolicyLabel {
+                policy: policy.into(),
             })
             .inc();
     }

@@ -30,8 +30,10 @@ async fn metrics_when(h: &Harness, settled: impl Fn(&str) -> bool) -> String {
     text
 }
 
-const SAMPLES_AGREE: &str = r#"sluice_shadow_samples_total{policy="default",agree="yes"}"#;
-const SAMPLES_DISAGREE: &str = r#"sluice_shadow_samples_total{policy="default",agree="no"}"#;
+const SAMPLES_AGREE: &str =
+    r#"sluice_shadow_samples_total{policy="default",route="local",agree="yes"}"#;
+const SAMPLES_DISAGREE: &str =
+    r#"sluice_shadow_samples_total{policy="default",route="local",agree="no"}"#;
 
 #[tokio::test]
 async fn kept_local_answers_are_shadowed_at_the_rate_and_their_agreement_measured() {
@@ -136,7 +138,7 @@ async fn shadow_calls_keep_to_the_minute_and_the_daily_budget() {
     for i in 0..6 {
         h.chat(ask(&format!("q{i}"), pb::RouteHint::Auto, "")).await;
     }
-    let skipped = r#"sluice_shadow_skipped_total{policy="default",reason="rate_limit"}"#;
+    let skipped = r#"sluice_shadow_skipped_total{policy="default",route="local",reason="rate_limit"}"#;
     let text = metrics_when(&h, |t| {
         series(t, skipped) == 3.0 && mock.requests().len() == 3
     })
@@ -155,13 +157,14 @@ async fn shadow_calls_keep_to_the_minute_and_the_daily_budget() {
     )
     .await;
     h.chat(ask("first", pb::RouteHint::Auto, "")).await;
-    let answered = r#"sluice_shadow_samples_total{policy="default",agree="no"}"#;
-    metrics_when(&h, |t| series(t, answered) == 1.0).await;
+    // "Paris." is found in the tier's "Paris is the capital of France.": they agree.
+    let text = metrics_when(&h, |t| series(t, SAMPLES_AGREE) == 1.0).await;
+    assert_eq!(series(&text, SAMPLES_AGREE), 1.0, "{text}");
     for i in 0..3 {
         h.chat(ask(&format!("later {i}"), pb::RouteHint::Auto, ""))
             .await;
     }
-    let budget = r#"sluice_shadow_skipped_total{policy="default",reason="budget"}"#;
+    let budget = r#"sluice_shadow_skipped_total{policy="default",route="local",reason="budget"}"#;
     let text = metrics_when(&h, |t| series(t, budget) == 3.0).await;
     assert_eq!(
         (mock.requests().len(), series(&text, budget)),
@@ -220,7 +223,7 @@ async fn rules_personal_data_escalations_and_cache_hits_are_never_shadowed() {
 }
 
 #[tokio::test]
-async fn a_request_the_score_sent_on_is_not_shadowed_when_a_spent_budget_keeps_it_local() {
+async fn a_request_kept_local_by_a_spent_budget_is_not_sampled_its_escalated_twin_is() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     // The daily cap allows one escalation (each costs 0.000026); the second is answered
     // locally for the budget, not because the score kept it.
@@ -238,6 +241,100 @@ async fn a_request_the_score_sent_on_is_not_shadowed_when_a_spent_budget_keeps_i
         1,
         "only the escalation reached the tier"
     );
-    let (_, text) = h.http_get("/metrics").await;
-    assert!(!text.contains("sluice_shadow_samples_total{"), "{text}");
+    // The escalation the score decided is sampled (the local model answered it too, off
+    // the path); the answer the budget kept local is not.
+    let remote = r#"sluice_shadow_samples_total{policy="default",route="remote",agree="yes"}"#;
+    let text = metrics_when(&h, |t| series(t, remote) == 1.0).await;
+    assert_eq!(series(&text, remote), 1.0, "{text}");
+    assert!(!text.contains(r#"route="local",agree"#), "{text}");
+}
+
+/// The samples files under `dir`, every line parsed, oldest first.
+fn samples_in(dir: &std::path::Path) -> Vec<sluice_router::eval::sample::ShadowSample> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
+    let mock = MockUpstream::start(MockConfig {
+        answer: "Paris".into(),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = mock.base_url();
+    // `strict` escalates everything the score sees; `default` keeps it.
+    let strict = shadow_policy(&url, "{ rate: 1 }")
+        .replace("name: default", "name: strict")
+        .replace("threshold: 0.5", "threshold: 0.9999");
+    let samples = temp_dir();
+    let h = Harness::start_with(
+        ServeConfig {
+            samples: Some(sluice_server::records::RecordsConfig {
+                dir: samples.clone(),
+                max_tenant_bytes: 1 << 20,
+            }),
+            ..ServeConfig::default()
+        },
+        &[
+            ("default.yaml", shadow_policy(&url, "{ rate: 1 }")),
+            ("strict.yaml", strict),
+        ],
+        loader_of(FakeLocal::new("Paris.", SURE)),
+    )
+    .await;
+    let kept = h
+        .chat(ask("Capital of France?", pb::RouteHint::Auto, ""))
+        .await;
+    assert_eq!(kept.route.unwrap().kind(), pb::RouteKind::Local);
+    let sent = h
+        .chat(ask("Capital of France, really?", pb::RouteHint::Auto, "strict"))
+        .await;
+    assert_eq!(sent.route.unwrap().kind(), pb::RouteKind::Remote);
+    // Personal data: neither answered twice nor written.
+    h.chat(ask("Mail jane.doe@example.com", pb::RouteHint::Auto, ""))
+        .await;
+    let tenant_dir = samples.join("default");
+    for _ in 0..200 {
+        if samples_in(&tenant_dir).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut got = samples_in(&tenant_dir);
+    got.sort_by(|a, b| a.route.cmp(&b.route));
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let (local, remote) = (&got[0], &got[1]);
+    assert_eq!(
+        (local.route.as_str(), local.policy.as_str(), local.tenant.as_str()),
+        ("local", "default", "default")
+    );
+    assert_eq!((local.local.as_str(), local.large.as_str()), ("Paris.", "Paris"));
+    assert_eq!(local.agree, "yes");
+    assert_eq!(local.messages[0].content, "Capital of France?");
+    assert_eq!(local.method, "answer_confidence");
+    assert!(local.confidence >= local.threshold, "{local:?}");
+    assert!(local.features.contains_key("mean_logprob"), "{local:?}");
+    assert!((local.large_cost_usd - 0.000026).abs() < 1e-12, "{local:?}");
+    assert_eq!(local.id, kept.request_id);
+    assert_eq!((remote.route.as_str(), remote.policy.as_str()), ("remote", "strict"));
+    assert_eq!(remote.id, sent.request_id);
+    assert!(remote.confidence < remote.threshold, "{remote:?}");
+    assert_eq!((remote.local.as_str(), remote.large.as_str()), ("Paris.", "Paris"));
+    assert_eq!(remote.tier, "large");
+    assert_eq!(mock.requests().len(), 2, "one shadow call, one escalation");
+    let _ = std::fs::remove_dir_all(&samples);
 }

@@ -97,6 +97,7 @@ impl Gateway {
             watch_interval: None,
             drain: std::time::Duration::ZERO,
             http_max_connections: None,
+            samples: None,
         };
         let loader: sluice_server::serve::LocalLoader =
             Box::new(move || async move { Ok(model as Arc<dyn LocalModel>) }.boxed());

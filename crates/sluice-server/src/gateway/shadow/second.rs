@@ -1,0 +1,176 @@
+//! A sample's second answer, off the request's path: asked of the other side, judged against
+//! the first, counted, and written to the samples directory when there is one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sluice_policy::{Policy, Tier};
+use sluice_router::eval::agree::{wilson, Agreement};
+use sluice_router::eval::sample::ShadowSample;
+
+use super::{Side, Skip};
+use crate::gateway::{upstream_request, AnswerMeta, ChatInput, Gateway};
+use crate::records::RecordLog;
+
+/// Everything a sample needs once the caller has its answer.
+pub(in crate::gateway) struct Task {
+    pub gw: Gateway,
+    pub policy: Arc<Policy>,
+    pub input: ChatInput,
+    pub meta: AnswerMeta,
+    /// The answer the caller got.
+    pub text: String,
+    /// The policy's first tier (asked when the request was kept local).
+    pub tier: Tier,
+}
+
+/// The tier's side of a sample.
+struct Large {
+    text: String,
+    tier: String,
+    model: String,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cost_usd: f64,
+}
+
+impl Task {
+    pub async fn run(self, side: Side) {
+        let name = self.policy.name.clone();
+        let metrics = self.gw.metrics().clone();
+        let pair = match side {
+            Side::Local => self.ask_tier().await.map(|l| (self.text.clone(), l)),
+            Side::Remote => self.ask_local().await.map(|t| (t, self.answered_by_tier())),
+        };
+        let (local, large) = match pair {
+            Ok(pair) => pair,
+            Err(skip) => {
+                metrics
+                    .shadow
+                    .skipped(&name, side.as_str(), skip.as_str());
+                return;
+            }
+        };
+        let shadows = &self.gw.inner.shadows;
+        let agreement = shadows.comparer.compare(&local, &large.text);
+        // Only a kept-local sample paid the tier for this, and only those are the estimate.
+        let (spent, interval) = match side {
+            Side::Local => {
+                let (agree, judged) = shadows.record(&name, large.cost_usd, agreement);
+                (large.cost_usd, wilson(agree, judged))
+            }
+            Side::Remote => (0.0, None),
+        };
+        metrics
+            .shadow
+            .sample(&name, side.as_str(), agreement.as_str(), spent, interval);
+        if let Some(log) = shadows.log.get().cloned() {
+            let sample = self.sample(side, local, large, agreement);
+            if let Err(e) = write(log, sample).await {
+                metrics.shadow.write_error(&name);
+                tracing::warn!(policy = %name, error = %e, "cannot write a shadow sample");
+            }
+        }
+    }
+
+    /// A kept-local request, asked of the first tier.
+    async fn ask_tier(&self) -> Result<Large, Skip> {
+        let (gw, tier) = (&self.gw, &self.tier);
+        let started = Instant::now();
+        let metrics = gw.metrics();
+        match gw.inner.upstream.chat(tier, &upstream_request(&self.input)).await {
+            Ok(c) => {
+                metrics.upstream_call(&tier.name, "ok");
+                let tokens = (c.usage.prompt_tokens, c.usage.completion_tokens);
+                metrics.gen_ai_call(tier, started, None, Some(tokens));
+                metrics.tier_spend(&tier.name, c.cost_usd, tokens);
+                Ok(Large {
+                    text: c.content,
+                    tier: tier.name.clone(),
+                    model: c.model,
+                    prompt_tokens: tokens.0,
+                    completion_tokens: tokens.1,
+                    cost_usd: c.cost_usd,
+                })
+            }
+            Err(e) => {
+                let status = crate::gateway::escalate::status_label(&e);
+                metrics.upstream_call(&tier.name, status);
+                metrics.gen_ai_call(tier, started, Some(status), None);
+                tracing::debug!(policy = %self.policy.name, tier = %tier.name, error = %e, "shadow call failed");
+                Err(Skip::TierError)
+            }
+        }
+    }
+
+    /// An escalated request, answered by the local model as it would have been kept; only
+    /// when no request holds the local model, so live traffic never waits behind a sample.
+    async fn ask_local(&self) -> Result<String, Skip> {
+        let Some(_idle) = self.gw.inner.admission.admit(1, Duration::ZERO).await else {
+            return Err(Skip::LocalBusy);
+        };
+        match self.gw.generate_local(&self.policy, &self.input).await {
+            Ok(answer) => Ok(answer.text),
+            Err(e) => {
+                tracing::debug!(policy = %self.policy.name, error = %e, "shadow local answer failed");
+                Err(Skip::LocalError)
+            }
+        }
+    }
+
+    /// The tier's answer the caller got (an escalated request).
+    fn answered_by_tier(&self) -> Large {
+        let m = &self.meta;
+        Large {
+            text: self.text.clone(),
+            tier: m.route.tier.clone().unwrap_or_default(),
+            model: m.route.model.clone(),
+            prompt_tokens: m.usage.prompt_tokens,
+            completion_tokens: m.usage.completion_tokens,
+            cost_usd: m.usage.cost_usd,
+        }
+    }
+
+    fn sample(self, side: Side, local: String, large: Large, agreement: Agreement) -> ShadowSample {
+        let d = self.meta.decision;
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        ShadowSample {
+            id: self.input.request_id,
+            unix_ms,
+            task: self.input.tags.get("task").cloned().unwrap_or_default(),
+            tenant: self.input.tenant,
+            policy: self.policy.name.clone(),
+            route: side.as_str().into(),
+            method: d.method.unwrap_or_default().into(),
+            confidence: d.confidence.unwrap_or_default(),
+            threshold: d.threshold,
+            features: d
+                .features
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            messages: self.input.messages,
+            local,
+            large: large.text,
+            tier: large.tier,
+            large_model: large.model,
+            prompt_tokens: large.prompt_tokens,
+            completion_tokens: large.completion_tokens,
+            large_cost_usd: large.cost_usd,
+            agree: agreement.as_str().into(),
+        }
+    }
+}
+
+/// One line in the tenant's samples file, written on a blocking thread.
+async fn write(log: Arc<RecordLog>, sample: ShadowSample) -> Result<(), String> {
+    let line = serde_json::to_string(&sample).map_err(|e| e.to_string())?;
+    let tenant = sample.tenant;
+    tokio::task::spawn_blocking(move || log.append(&tenant, SystemTime::now(), &line))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
