@@ -84,6 +84,36 @@ pub struct Calibration {
     pub escalate_below: Option<(f64, f64)>,
     /// The probe file as the policy names it, when `--fit-probe` wrote a new one.
     pub probe: Option<String>,
+    /// With the large model's answers: the share kept local and the routed quality (share of
+    /// large-only accuracy) at the chosen share, on the held-out scores.
+    pub routed: Option<Routed>,
+}
+
+/// What a routing of the rows achieves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Routed {
+    /// Share of rows answered locally.
+    pub kept: f64,
+    /// Routed accuracy as a share of large-only accuracy.
+    pub quality: f64,
+}
+
+/// The rows marked `kept` answered locally, the others by the large model.
+pub fn routed(kept: &[bool], local_right: &[bool], large_right: &[bool]) -> Routed {
+    let right = kept
+        .iter()
+        .zip(local_right.iter().zip(large_right))
+        .filter(|(k, (l, g))| if **k { **l } else { **g })
+        .count();
+    let large = large_right.iter().filter(|g| **g).count();
+    Routed {
+        kept: kept.iter().filter(|k| **k).count() as f64 / kept.len().max(1) as f64,
+        quality: if large == 0 {
+            0.0
+        } else {
+            right as f64 / large as f64
+        },
+    }
 }
 
 /// Fit on every row, report held-out AUROC from 5-fold cross-validation, pick the threshold
@@ -137,13 +167,29 @@ pub fn calibrate(
              (with the model file) to fit a probe"
         );
     }
+    // A feature no row carries cannot be fitted (rows from live traffic carry what the
+    // serving method computed, which may be fewer than `method` computes).
+    let present = |f: Feature| rows.iter().all(|r| r.features.contains_key(f.as_str()));
+    if let Some(f) = only.iter().find(|f| !present(**f)) {
+        bail!(
+            "--features {}: not every row has a value for it (rows from shadow samples carry \
+             the features the serving policy's method computed)",
+            f.as_str()
+        );
+    }
     let used: Vec<usize> = (0..FEATURES.len())
         .filter(|&i| {
             method.provides(FEATURES[i])
                 && (only.is_empty() || only.contains(&FEATURES[i]))
-                && (FEATURES[i] != Feature::HiddenProbe || has_probe)
+                && present(FEATURES[i])
         })
         .collect();
+    if used.is_empty() {
+        bail!(
+            "no feature that method {} computes is in every row: nothing to fit",
+            method.as_str()
+        );
+    }
     let xs: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| {
@@ -183,15 +229,20 @@ pub fn calibrate(
     let threshold = threshold_for_escalation_rate(&scores, share);
     let escalated =
         scores.iter().filter(|s| **s < threshold).count() as f64 / scores.len().max(1) as f64;
+    // The rows the held-out scores escalate at the chosen share: the lowest `k`.
+    let k = (share * rows.len() as f64).round() as usize;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| cv[a].total_cmp(&cv[b]));
+    let mut second = vec![false; rows.len()];
+    for &i in order.iter().take(k) {
+        second[i] = true;
+    }
+    let routed = large_right.filter(|l| l.len() == rows.len()).map(|large| {
+        let kept: Vec<bool> = second.iter().map(|e| !e).collect();
+        routed(&kept, &labels, large)
+    });
     // The cascade's first stage, cut on the held-out scores as the quality target was.
     let escalate_below = (method == ScoringMethod::Cascade).then(|| {
-        let k = (share * rows.len() as f64).round() as usize;
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| cv[a].total_cmp(&cv[b]));
-        let mut second = vec![false; rows.len()];
-        for &i in order.iter().take(k) {
-            second[i] = true;
-        }
         let z: Vec<f64> = rows
             .iter()
             .map(|r| r.features.get("hidden_probe").copied().unwrap_or(0.0))
@@ -211,6 +262,7 @@ pub fn calibrate(
         escalated,
         escalate_below,
         probe: None,
+        routed,
     })
 }
 

@@ -297,8 +297,9 @@ pub enum ModelCommand {
 #[derive(Debug, Args)]
 pub struct DraftRun {
     /// Labelled prompts, one JSON object a line: id, task, prompt, answers, grade, choices.
+    /// `calibrate` without it reads live traffic instead: shadow samples given with --rows.
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Policy file whose weights are evaluated or calibrated.
     #[arg(long, default_value = "policies/default.yaml")]
     pub policy: PathBuf,
@@ -311,7 +312,9 @@ pub struct DraftRun {
     #[arg(long)]
     pub max_tokens: Option<u32>,
     /// Reuse the drafts an earlier `eval --out` wrote instead of running the model (the
-    /// confidence is recomputed under --policy).
+    /// confidence is recomputed under --policy). For `calibrate` without --data: the shadow
+    /// samples `sluice serve --samples-dir` wrote (a file, or a directory read at any depth),
+    /// labelled by whether the local answer agreed with the tier's.
     #[arg(long, conflicts_with_all = ["max_tokens"])]
     pub rows: Option<PathBuf>,
 }

@@ -10,6 +10,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod table;
+pub mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -74,7 +75,7 @@ impl Row {
             .collect()
     }
 
-    fn feature_values(&self) -> FeatureValues {
+    pub(crate) fn feature_values(&self) -> FeatureValues {
         FeatureValues(FEATURES.iter().copied().zip(self.x()).collect())
     }
 }
@@ -135,21 +136,36 @@ pub async fn collect(
     Ok((rows, states))
 }
 
-/// Each item's hidden states (the probe's inputs only), from one prefill per item; `None`
+/// A conversation to prefill, and the id that names it in errors.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub id: String,
+    pub messages: Vec<Message>,
+}
+
+impl From<&Item> for Prompt {
+    fn from(item: &Item) -> Self {
+        Self {
+            id: item.id.clone(),
+            messages: vec![Message::new(Role::User, &item.prompt)],
+        }
+    }
+}
+
+/// Each prompt's hidden states (the probe's inputs only), from one prefill per prompt; `None`
 /// when the model returns no states.
 /// With the policy's `probe`, also each item's `hidden_probe` under it.
 pub async fn collect_states(
     model: &dyn LocalModel,
-    items: &[Item],
+    prompts: &[Prompt],
     probe: Option<&sluice_policy::HiddenProbe>,
 ) -> anyhow::Result<(Option<Vec<PromptStates>>, Option<Vec<f64>>)> {
-    let mut states = Some(Vec::with_capacity(items.len()));
-    let mut scored = probe.map(|_| Vec::with_capacity(items.len()));
-    let mut progress = Progress::new("hidden states", items.len());
-    for item in items {
-        let messages = vec![Message::new(Role::User, &item.prompt)];
+    let mut states = Some(Vec::with_capacity(prompts.len()));
+    let mut scored = probe.map(|_| Vec::with_capacity(prompts.len()));
+    let mut progress = Progress::new("hidden states", prompts.len());
+    for item in prompts {
         let stats = model
-            .prompt_stats(&messages)
+            .prompt_stats(&item.messages)
             .await
             .with_context(|| format!("item {}", item.id))?;
         if let (Some(p), Some(out)) = (probe, scored.as_mut()) {

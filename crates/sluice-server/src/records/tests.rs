@@ -9,7 +9,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sluice-records-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sluice-records-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         Self(dir)
     }
@@ -52,7 +53,11 @@ fn lines_go_to_the_tenants_file_of_the_day() {
     assert_eq!(a, s.0.join("acme").join("2026-12-06.0000.jsonl"));
     assert_eq!(fs::read_to_string(&a).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
     let c = l.append("acme", day(1), r#"{"n":3}"#).unwrap();
-    assert_eq!(name(&c), "2026-12-07.0000.jsonl", "a new UTC day, a new file");
+    assert_eq!(
+        name(&c),
+        "2026-12-07.0000.jsonl",
+        "a new UTC day, a new file"
+    );
     let other = l.append("globex", day(0), "{}").unwrap();
     assert_eq!(other, s.0.join("globex").join("2026-12-06.0000.jsonl"));
 }
@@ -69,7 +74,11 @@ fn a_full_file_is_followed_by_the_next_and_the_oldest_go_past_the_bound() {
     let dir = s.0.join("t");
     assert_eq!(
         names(&dir),
-        ["2026-12-06.0000.jsonl", "2026-12-06.0001.jsonl", "2026-12-06.0002.jsonl"]
+        [
+            "2026-12-06.0000.jsonl",
+            "2026-12-06.0001.jsonl",
+            "2026-12-06.0002.jsonl"
+        ]
     );
     for _ in 0..40 {
         l.append("t", day(1), &line).unwrap();
@@ -77,7 +86,10 @@ fn a_full_file_is_followed_by_the_next_and_the_oldest_go_past_the_bound() {
     let kept = files(&dir).unwrap();
     let total: u64 = kept.iter().map(|(_, s)| s).sum();
     assert!(total <= 800, "{total} bytes kept");
-    assert!(total > 800 - 80, "only what the bound needs is deleted: {total}");
+    assert!(
+        total > 800 - 80,
+        "only what the bound needs is deleted: {total}"
+    );
     assert!(
         names(&dir).iter().all(|n| n.starts_with("2026-12-07")),
         "the oldest went first: {:?}",
@@ -92,7 +104,11 @@ fn a_line_longer_than_the_bound_is_kept_alone() {
     let l = log(&s.0, 80);
     l.append("t", day(0), "short").unwrap();
     let long = l.append("t", day(0), &"y".repeat(200)).unwrap();
-    assert_eq!(names(&s.0.join("t")), [name(&long)], "the short one made room");
+    assert_eq!(
+        names(&s.0.join("t")),
+        [name(&long)],
+        "the short one made room"
+    );
 }
 
 #[test]

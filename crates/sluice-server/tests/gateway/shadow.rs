@@ -138,7 +138,8 @@ async fn shadow_calls_keep_to_the_minute_and_the_daily_budget() {
     for i in 0..6 {
         h.chat(ask(&format!("q{i}"), pb::RouteHint::Auto, "")).await;
     }
-    let skipped = r#"sluice_shadow_skipped_total{policy="default",route="local",reason="rate_limit"}"#;
+    let skipped =
+        r#"sluice_shadow_skipped_total{policy="default",route="local",reason="rate_limit"}"#;
     let text = metrics_when(&h, |t| {
         series(t, skipped) == 3.0 && mock.requests().len() == 3
     })
@@ -300,7 +301,11 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
         .await;
     assert_eq!(kept.route.unwrap().kind(), pb::RouteKind::Local);
     let sent = h
-        .chat(ask("Capital of France, really?", pb::RouteHint::Auto, "strict"))
+        .chat(ask(
+            "Capital of France, really?",
+            pb::RouteHint::Auto,
+            "strict",
+        ))
         .await;
     assert_eq!(sent.route.unwrap().kind(), pb::RouteKind::Remote);
     // Personal data: neither answered twice nor written.
@@ -319,10 +324,17 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
     assert_eq!(got.len(), 2, "{got:#?}");
     let (local, remote) = (&got[0], &got[1]);
     assert_eq!(
-        (local.route.as_str(), local.policy.as_str(), local.tenant.as_str()),
+        (
+            local.route.as_str(),
+            local.policy.as_str(),
+            local.tenant.as_str()
+        ),
         ("local", "default", "default")
     );
-    assert_eq!((local.local.as_str(), local.large.as_str()), ("Paris.", "Paris"));
+    assert_eq!(
+        (local.local.as_str(), local.large.as_str()),
+        ("Paris.", "Paris")
+    );
     assert_eq!(local.agree, "yes");
     assert_eq!(local.messages[0].content, "Capital of France?");
     assert_eq!(local.method, "answer_confidence");
@@ -330,10 +342,16 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
     assert!(local.features.contains_key("mean_logprob"), "{local:?}");
     assert!((local.large_cost_usd - 0.000026).abs() < 1e-12, "{local:?}");
     assert_eq!(local.id, kept.request_id);
-    assert_eq!((remote.route.as_str(), remote.policy.as_str()), ("remote", "strict"));
+    assert_eq!(
+        (remote.route.as_str(), remote.policy.as_str()),
+        ("remote", "strict")
+    );
     assert_eq!(remote.id, sent.request_id);
     assert!(remote.confidence < remote.threshold, "{remote:?}");
-    assert_eq!((remote.local.as_str(), remote.large.as_str()), ("Paris.", "Paris"));
+    assert_eq!(
+        (remote.local.as_str(), remote.large.as_str()),
+        ("Paris.", "Paris")
+    );
     assert_eq!(remote.tier, "large");
     assert_eq!(mock.requests().len(), 2, "one shadow call, one escalation");
     let _ = std::fs::remove_dir_all(&samples);

@@ -20,6 +20,7 @@ fn calib() -> Calibration {
         escalated: 0.8,
         escalate_below: None,
         probe: None,
+        routed: None,
     }
 }
 

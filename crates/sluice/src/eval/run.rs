@@ -41,9 +41,24 @@ impl Prepared {
     }
 }
 
+/// `--data`, which every use but calibrating on traffic needs.
+fn data_file(run: &DraftRun) -> anyhow::Result<&Path> {
+    run.data.as_deref().context(
+        "--data FILE is needed: the labelled prompts (or, for calibrate, --rows DIR alone: \
+         the shadow samples `sluice serve --samples-dir` wrote)",
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow::Result<Prepared> {
     let policy = sluice_policy::load_policy_file(&run.policy)?;
-    let items = data::read_items(&run.data, run.limit)?;
+    let items = data::read_items(data_file(run)?, run.limit)?;
     // Settle every argument before the long part starts.
     let tier = if large.large.is_some() || large.save_large.is_some() {
         Some(pick_tier(&policy, large.large_tier.as_deref())?)
@@ -59,11 +74,7 @@ fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow
             run.model.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         // The large side first: a misconfigured tier fails before the long local run.
         let large = match (tier, &large.large, &large.save_large) {
             (Some(tier), Some(file), _) => {
@@ -92,7 +103,8 @@ fn prepare(run: &DraftRun, large: &LargeArgs, rows_out: Option<&Path>) -> anyhow
             (Some(path), Some(slm)) => {
                 let probe = policy.scoring.probe.as_deref();
                 let mut rows = read_rows(path, &items, &policy, probe.is_some())?;
-                let (states, scored) = collect_states(slm, &items, probe).await?;
+                let prompts: Vec<super::Prompt> = items.iter().map(Into::into).collect();
+                let (states, scored) = collect_states(slm, &prompts, probe).await?;
                 if let Some(z) = scored {
                     super::set_hidden_probe(&mut rows, &z, &policy);
                 }
@@ -196,7 +208,12 @@ pub fn calibrate(
     large: &LargeArgs,
     how: CalibrateArgs<'_>,
 ) -> anyhow::Result<ExitCode> {
+    let traffic = run.data.is_none();
+    if traffic && run.rows.is_none() {
+        data_file(run)?;
+    }
     if matches!(how.target, Target::Quality(_))
+        && !traffic
         && large.large.is_none()
         && large.save_large.is_none()
     {
@@ -214,7 +231,11 @@ pub fn calibrate(
             run.model.display()
         );
     }
-    let p = prepare(run, large, None)?;
+    let p = if traffic {
+        prepare_traffic(run, large, how.fit_probe.is_some())?
+    } else {
+        prepare(run, large, None)?
+    };
     let large_right = p.large.as_ref().map(|(_, _, right)| right.as_slice());
     let fitted = match how.fit_probe {
         None => None,
@@ -224,7 +245,12 @@ pub fn calibrate(
             };
             Some((
                 path,
-                crate::calibrate::probe::fit(&p.rows, states, sha, &run.data)?,
+                crate::calibrate::probe::fit(
+                    &p.rows,
+                    states,
+                    sha,
+                    data_file(run).or_else(|_| rows_file(run))?,
+                )?,
             ))
         }
     };
@@ -244,6 +270,22 @@ pub fn calibrate(
         c.threshold,
         100.0 * c.escalated
     );
+    if let (Some(after), Some(large)) = (c.routed, large_right) {
+        let before = as_it_is(&p.policy, &p.rows, large);
+        let of = if traffic {
+            "agreement with the tier"
+        } else {
+            "the large model's accuracy"
+        };
+        eprintln!(
+            "calibrate: the policy as it is keeps {:.1}% local at {:.1}% of {of}; calibrated: \
+             {:.1}% at {:.1}% (held out)",
+            100.0 * before.kept,
+            100.0 * before.quality,
+            100.0 * after.kept,
+            100.0 * after.quality
+        );
+    }
     if let Some((cut, share)) = c.escalate_below {
         eprintln!(
             "calibrate: cascade first stage: escalate_below {cut:.4} sends {:.1}% on without a draft",
@@ -262,4 +304,72 @@ pub fn calibrate(
     }
     crate::calibrate::write(&run.policy, &c, how.out, how.write_in_place)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn rows_file(run: &DraftRun) -> anyhow::Result<&Path> {
+    run.rows
+        .as_deref()
+        .context("--rows DIR is needed: the shadow samples")
+}
+
+/// What the policy as written does with the rows: kept where the cascade's first stage lets
+/// the row through and the confidence reaches the threshold.
+fn as_it_is(policy: &Policy, rows: &[Row], large_right: &[bool]) -> crate::calibrate::Routed {
+    let kept: Vec<bool> = rows
+        .iter()
+        .map(|r| {
+            sluice_router::prescreen(policy, &r.feature_values()).is_none()
+                && r.confidence >= policy.scoring.threshold
+        })
+        .collect();
+    let local: Vec<bool> = rows.iter().map(|r| r.right).collect();
+    crate::calibrate::routed(&kept, &local, large_right)
+}
+
+/// Calibrating on live traffic: the policy's shadow samples are the rows, the tier's answers
+/// in them the reference. The model is loaded only to fit a probe.
+fn prepare_traffic(run: &DraftRun, large: &LargeArgs, fit_probe: bool) -> anyhow::Result<Prepared> {
+    if large.large.is_some() || large.save_large.is_some() {
+        bail!(
+            "the shadow samples carry the tier's answers: --large and --save-large go with --data"
+        );
+    }
+    let policy = sluice_policy::load_policy_file(&run.policy)?;
+    let tier = pick_tier(&policy, large.large_tier.as_deref())?;
+    let path = rows_file(run)?;
+    let mut t = super::traffic::read_samples(path, &policy)?;
+    if let Some(limit) = run.limit {
+        t.rows.truncate(limit);
+        t.prompts.truncate(limit);
+        t.answers.truncate(limit);
+    }
+    eprintln!(
+        "calibrate: {} samples of policy {:?} from {} files: {} kept local, {} escalated \
+         (left out: {} of other policies, {} judged unknown, {} repeated ids)",
+        t.rows.len(),
+        policy.name,
+        t.files,
+        t.routes.0,
+        t.routes.1,
+        t.other_policy,
+        t.unknown,
+        t.repeated
+    );
+    let (states, model_sha256) = if fit_probe {
+        runtime()?.block_on(async {
+            let slm = SlmModel::load(&run.model).await?;
+            let (states, _) = collect_states(&slm, &t.prompts, None).await?;
+            anyhow::Ok((states, Some(slm.sha256().to_owned())))
+        })?
+    } else {
+        (None, None)
+    };
+    let right = vec![true; t.rows.len()];
+    Ok(Prepared {
+        policy,
+        rows: t.rows,
+        large: Some((tier, t.answers, right)),
+        states,
+        model_sha256,
+    })
 }

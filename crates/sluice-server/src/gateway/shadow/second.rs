@@ -45,9 +45,7 @@ impl Task {
         let (local, large) = match pair {
             Ok(pair) => pair,
             Err(skip) => {
-                metrics
-                    .shadow
-                    .skipped(&name, side.as_str(), skip.as_str());
+                metrics.shadow.skipped(&name, side.as_str(), skip.as_str());
                 return;
             }
         };
@@ -78,7 +76,12 @@ impl Task {
         let (gw, tier) = (&self.gw, &self.tier);
         let started = Instant::now();
         let metrics = gw.metrics();
-        match gw.inner.upstream.chat(tier, &upstream_request(&self.input)).await {
+        match gw
+            .inner
+            .upstream
+            .chat(tier, &upstream_request(&self.input))
+            .await
+        {
             Ok(c) => {
                 metrics.upstream_call(&tier.name, "ok");
                 let tokens = (c.usage.prompt_tokens, c.usage.completion_tokens);
