@@ -1,6 +1,7 @@
 //! Validated policy: what the rest of Sluice reads. Built only by `validate`.
 
 mod budget;
+mod distill;
 mod rules;
 mod shadow;
 
@@ -13,6 +14,7 @@ use crate::error::PolicyError;
 use crate::hidden_probe::HiddenProbe;
 
 pub use budget::{Budget, BudgetCaps, OnBudgetExhausted};
+pub use distill::Distill;
 pub use rules::{Conditions, CountRange, PiiMatch, Rule, RuleAction, RuleRegex, TagPattern};
 pub use shadow::Shadow;
 
@@ -34,8 +36,10 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Spend caps on escalations, per tenant; `None`: no caps.
     pub budget: Option<Budget>,
-    /// Second opinions from the first tier on sampled kept-local requests; `None`: none.
+    /// Second opinions on sampled requests the score decided; `None`: none.
     pub shadow: Option<Shadow>,
+    /// Tenants whose escalated requests become fine-tuning examples; `None`: none.
+    pub distill: Option<Distill>,
     /// FNV-1a 64 hash of the policy file's exact text (comments included), so that
     /// anything keyed on it, such as cached answers, changes when the file does.
     /// Stable across builds and Rust releases; 0 for policies not parsed from text.

@@ -48,9 +48,12 @@ pub struct RawPolicy {
     pub rules: Option<Vec<RawRule>>,
     /// Spend caps on escalations; absent means none.
     pub budget: Option<RawBudget>,
-    /// Second opinions from the first tier on a sampled share of the requests kept local,
-    /// off the request's path; absent means none.
+    /// Second opinions on a sampled share of the requests the score decided, off the
+    /// request's path; absent means none.
     pub shadow: Option<RawShadow>,
+    /// Fine-tuning examples from the tier's answers to escalated requests of these tenants;
+    /// absent means none.
+    pub distill: Option<RawDistill>,
 }
 
 /// `cache:` — the policy's response cache; every key is optional.
@@ -295,11 +298,13 @@ pub struct RawAdmin {
 }
 
 mod budget;
+mod distill;
 mod rules;
 mod shadow;
 mod values;
 
 pub use budget::*;
+pub use distill::*;
 pub use rules::*;
 pub use shadow::*;
 pub use values::*;

@@ -5,6 +5,7 @@
 
 mod budget;
 mod cache;
+mod distill;
 mod rules;
 mod shadow;
 mod tier;
@@ -94,6 +95,11 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         .as_ref()
         .map(|s| shadow::shadow(s, &root.key("shadow"), &tiers))
         .transpose()?;
+    let distill = raw
+        .distill
+        .as_ref()
+        .map(|d| distill::distill(d, &root.key("distill")))
+        .transpose()?;
     Ok(Policy {
         name: raw.name.clone(),
         source: None,
@@ -105,6 +111,7 @@ pub fn validate(raw: &RawPolicy, env: EnvLookup<'_>) -> Result<Policy, Invalid> 
         rules,
         budget,
         shadow,
+        distill,
         fingerprint: 0,
         text: std::sync::Arc::from(""),
     })

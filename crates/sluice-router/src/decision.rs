@@ -142,6 +142,7 @@ pub(crate) mod tests {
             rules: vec![],
             budget: None,
             shadow: None,
+            distill: None,
             fingerprint: 0,
             text: "".into(),
         }

@@ -3,6 +3,7 @@
 //! fitted to those labels. Pure functions, no I/O, deterministic for a given seed.
 
 pub mod agree;
+pub mod finetune;
 pub mod grade;
 pub mod logistic;
 pub mod metrics;

@@ -5,6 +5,7 @@ mod admission;
 mod budget;
 mod cache;
 mod chat;
+mod distill;
 mod escalate;
 pub mod limits;
 mod policy_store;
@@ -46,6 +47,8 @@ struct Inner {
     admission: Arc<admission::LocalAdmission>,
     /// Shadow calls in flight and each policy's shadow window; outlive policy reloads.
     shadows: shadow::Shadows,
+    /// Where distillation examples are written (`--distill-dir`); unset: nowhere.
+    distill: OnceLock<Arc<crate::records::RecordLog>>,
 }
 
 impl Gateway {
@@ -65,6 +68,7 @@ impl Gateway {
                 metrics,
                 ledger: crate::budget::SpendLedger::new(),
                 shadows: shadow::Shadows::default(),
+                distill: OnceLock::new(),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }

@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub http_max_connections: Option<usize>,
     /// Where judged shadow samples are written, per tenant; `None`: only counted.
     pub samples: Option<crate::records::RecordsConfig>,
+    /// Where distillation examples are written, per tenant; `None`: nowhere.
+    pub distill: Option<crate::records::RecordsConfig>,
 }
 
 /// The HTTP API's default bound on open connections.
@@ -65,8 +67,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot write shadow samples: {0}")]
-    Samples(String),
+    #[error("cannot write {what}: {message}")]
+    Records { what: &'static str, message: String },
     #[error("cannot use the Redis cache: {0}")]
     Redis(String),
     #[error("cannot start the upstream client: {0}")]
@@ -181,11 +183,24 @@ pub async fn start(
         Caches::new(redis),
         Arc::new(Metrics::new()),
     );
-    if let Some(samples) = config.samples.clone() {
-        let log = crate::records::RecordLog::open(samples)
-            .map_err(|e| ServeError::Samples(e.to_string()))?;
-        tracing::info!(dir = %log.dir().display(), "shadow samples are written per tenant");
-        gw.set_samples_log(Arc::new(log));
+    let open = |config: &Option<crate::records::RecordsConfig>, what: &'static str| {
+        config
+            .clone()
+            .map(|c| {
+                let log = crate::records::RecordLog::open(c).map_err(|e| ServeError::Records {
+                    what,
+                    message: e.to_string(),
+                })?;
+                tracing::info!(dir = %log.dir().display(), "{what} are written per tenant");
+                Ok(Arc::new(log))
+            })
+            .transpose()
+    };
+    if let Some(log) = open(&config.samples, "shadow samples")? {
+        gw.set_samples_log(log);
+    }
+    if let Some(log) = open(&config.distill, "distillation examples")? {
+        gw.set_distill_log(log);
     }
     crate::gateway::warn_missing_keys(&gw.policies().snapshot());
     if !config.auth.is_enabled() {

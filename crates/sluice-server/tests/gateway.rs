@@ -152,6 +152,8 @@ fn ask(prompt: &str, hint: pb::RouteHint, policy: &str) -> pb::ChatRequest {
 mod budget;
 #[path = "gateway/cache.rs"]
 mod cache;
+#[path = "gateway/distill.rs"]
+mod distill;
 #[path = "gateway/escalation.rs"]
 mod escalation;
 #[path = "gateway/http.rs"]

@@ -70,6 +70,14 @@ pub enum Command {
         /// Most megabytes of samples kept per tenant; the oldest files are deleted first.
         #[arg(long, env = "SLUICE_SAMPLES_MAX_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
         samples_max_mb: u64,
+        /// Write the tier's answers to escalated requests of the tenants a policy's
+        /// `distill:` names here, as chat fine-tuning examples (one directory per tenant, a
+        /// JSONL file per UTC day); `sluice distill export` gathers them. Off when unset.
+        #[arg(long, env = "SLUICE_DISTILL_DIR")]
+        distill_dir: Option<PathBuf>,
+        /// Most megabytes of examples kept per tenant; the oldest files are deleted first.
+        #[arg(long, env = "SLUICE_DISTILL_MAX_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+        distill_max_mb: u64,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)
@@ -162,6 +170,37 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Fine-tuning data the gateway collected (`distill:` with `serve --distill-dir`).
+    Distill {
+        #[command(subcommand)]
+        command: DistillCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DistillCommand {
+    /// Gather the examples into a training and a validation file in the chat fine-tuning
+    /// format: every line checked, exact repeats dropped, split by each example's content.
+    Export {
+        /// The directory `serve --distill-dir` writes.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Only this tenant's examples; default: every tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only examples of this UTC day (YYYY-MM-DD) and later.
+        #[arg(long)]
+        since: Option<String>,
+        /// The training file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The validation file to write.
+        #[arg(long)]
+        validation: Option<PathBuf>,
+        /// Share of the examples that go to the validation file, in [0, 1).
+        #[arg(long, default_value_t = 0.1)]
+        validation_share: f64,
     },
 }
 

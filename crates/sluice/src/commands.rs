@@ -13,7 +13,7 @@ use sluice_server::serve::{LocalLoader, ServeConfig};
 use sluice_server::PolicyStore;
 use sluice_slm::SlmModel;
 
-use crate::cli::{BenchCommand, Cli, Command, ModelCommand, PolicyCommand};
+use crate::cli::{BenchCommand, Cli, Command, DistillCommand, ModelCommand, PolicyCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -30,6 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http_max_connections,
             samples_dir,
             samples_max_mb,
+            distill_dir,
+            distill_max_mb,
         } => serve(
             &policy,
             tenants.as_deref(),
@@ -46,6 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 samples: samples_dir.map(|dir| sluice_server::records::RecordsConfig {
                     dir,
                     max_tenant_bytes: samples_max_mb.saturating_mul(1 << 20),
+                }),
+                distill: distill_dir.map(|dir| sluice_server::records::RecordsConfig {
+                    dir,
+                    max_tenant_bytes: distill_max_mb.saturating_mul(1 << 20),
                 }),
             },
             model,
@@ -67,6 +73,41 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Local(args),
         } => crate::bench::run(&args),
+        Command::Distill {
+            command:
+                DistillCommand::Export {
+                    dir,
+                    tenant,
+                    since,
+                    out,
+                    validation,
+                    validation_share,
+                },
+        } => {
+            let r = crate::distill::export(&crate::distill::Export {
+                dir: &dir,
+                tenant: tenant.as_deref(),
+                since: since.as_deref(),
+                train: &out,
+                validation: validation.as_deref(),
+                validation_share,
+            })?;
+            eprintln!(
+                "distill: {} examples from {} files: {} to train ({}), {} to validate; left out: \
+                 {} repeats, {} invalid lines{}",
+                r.train + r.validation,
+                r.files,
+                r.train,
+                out.display(),
+                r.validation,
+                r.repeated,
+                r.invalid,
+                r.first_invalid
+                    .map(|w| format!(" (first: {w})"))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             command: BenchCommand::Burst(args),
         } => crate::bench::burst::run(&args),

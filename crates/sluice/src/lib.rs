@@ -5,6 +5,7 @@ mod bench;
 mod calibrate;
 mod cli;
 mod commands;
+mod distill;
 mod eval;
 mod explain;
 

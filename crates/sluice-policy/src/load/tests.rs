@@ -144,6 +144,7 @@ fn full_file_parses_into_domain_values() {
         rules: vec![],
         budget: None,
         shadow: None,
+        distill: None,
         fingerprint: fingerprint(FULL),
         text: std::sync::Arc::from(FULL),
     };

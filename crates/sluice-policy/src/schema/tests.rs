@@ -103,8 +103,8 @@ fn every_mapping_denies_unknown_keys_and_every_key_is_described() {
     walk(&policy_schema(), "", &mut found);
     // policy, local, tier, price, circuit_breaker, retry_budget, scoring, weights, cache,
     // rule, when, prompt_tokens, turns, action {tier}, action {reject}, budget, its tenants,
-    // shadow.
-    assert_eq!(found, 18);
+    // shadow, distill.
+    assert_eq!(found, 19);
 }
 
 mod checker;
@@ -267,6 +267,8 @@ shadow:
   rate: 0.02
   max_per_minute: 60
   budget_usd_daily: 1.5
+distill:
+  tenants: [acme]
 "#;
 
 fn full() -> Value {

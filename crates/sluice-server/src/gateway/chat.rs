@@ -110,6 +110,7 @@ impl Gateway {
         }
         let (out, pieces) = self.chat_inner(&policy, input, started).await?;
         self.shadow(&policy, input, &out.meta, &out.text);
+        self.distill(&policy, input, &out.meta, &out.text);
         // A fallback answer stands in for a tier that failed just now: not worth keeping.
         if !out.meta.route.fallback && Caches::will_store(&policy, input) {
             let entry = CachedAnswer::from_meta(&out.text, pieces, &out.meta);

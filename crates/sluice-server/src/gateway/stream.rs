@@ -54,7 +54,8 @@ struct Out {
     pieces: Vec<String>,
     /// Where to keep the answer: the policy, the request and the local model id.
     store: Option<(Arc<Policy>, ChatInput, String)>,
-    /// The policy and the request, when the policy samples answers (`shadow:`).
+    /// The policy and the request, when the policy samples answers (`shadow:`) or keeps
+    /// them as examples (`distill:`).
     shadow: Option<(Arc<Policy>, ChatInput)>,
 }
 
@@ -74,8 +75,9 @@ impl Out {
         meta.timings.total_ms = ms(self.started.elapsed());
         self.gw.metrics().answered(&meta);
         if let Some((policy, input)) = self.shadow.take() {
-            self.gw
-                .shadow(&policy, &input, &meta, &self.pieces.concat());
+            let text = self.pieces.concat();
+            self.gw.shadow(&policy, &input, &meta, &text);
+            self.gw.distill(&policy, &input, &meta, &text);
         }
         if let Some((policy, input, model)) = self.store.take() {
             // Fallbacks stand in for a tier that failed just now; cache hits are kept already.
@@ -155,7 +157,7 @@ impl Gateway {
         if Caches::will_store(&policy, input) {
             out.store = Some((policy.clone(), input.clone(), model));
         }
-        if policy.shadow.is_some() {
+        if policy.shadow.is_some() || policy.distill.is_some() {
             out.shadow = Some((policy.clone(), input.clone()));
         }
         let mut timings = Timings::default();

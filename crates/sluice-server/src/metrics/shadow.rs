@@ -47,6 +47,14 @@ pub struct ShadowMetrics {
     cost: Family<PolicyLabel, Counter<f64, AtomicU64>>,
     agreement: Family<AgreementLabels, Gauge<f64, AtomicU64>>,
     write_errors: Family<PolicyLabel, Counter>,
+    distilled: Family<DistillLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DistillLabels {
+    pub policy: String,
+    /// written, private (personal data or a secret: not kept) or write_error.
+    pub result: String,
 }
 
 impl ShadowMetrics {
@@ -84,6 +92,13 @@ impl ShadowMetrics {
             "sluice_shadow_write_errors",
             "Judged shadow samples that could not be written to --samples-dir, by policy",
             self.write_errors.clone(),
+        );
+        registry.register(
+            "sluice_distill_examples",
+            "Escalated answers of opted-in tenants offered as fine-tuning examples (distill:), \
+             by policy and result (written; private: personal data or a secret, not kept; \
+             write_error)",
+            self.distilled.clone(),
         );
     }
 
@@ -128,6 +143,16 @@ impl ShadowMetrics {
                 policy: policy.into(),
                 route: route.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// A distillation example's fate.
+    pub fn distilled(&self, policy: &str, result: &str) {
+        self.distilled
+            .get_or_create(&DistillLabels {
+                policy: policy.into(),
+                result: result.into(),
             })
             .inc();
     }

@@ -98,6 +98,7 @@ impl Gateway {
             drain: std::time::Duration::ZERO,
             http_max_connections: None,
             samples: None,
+            distill: None,
         };
         let loader: sluice_server::serve::LocalLoader =
             Box::new(move || async move { Ok(model as Arc<dyn LocalModel>) }.boxed());

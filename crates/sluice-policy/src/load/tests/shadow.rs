@@ -1,4 +1,4 @@
-//! Tests of `shadow:`.
+//! Tests of `shadow:` and `distill:`.
 
 use super::{invalid, parse, MINIMAL};
 use crate::model::*;
@@ -76,4 +76,24 @@ fn a_policy_without_tiers_cannot_shadow() {
     let (key_path, _, message) = invalid(&format!("{MINIMAL}shadow: {{ rate: 0.1 }}\n"));
     assert_eq!(key_path, "shadow");
     assert!(message.contains("found no tiers"), "{message}");
+}
+
+#[test]
+fn distill_names_the_tenants_that_opted_in() {
+    let p = parse(&format!("{MINIMAL}distill: {{ tenants: [acme, \"*\"] }}\n")).unwrap();
+    let d = p.distill.unwrap();
+    assert!(d.covers("acme") && d.covers("anyone"), "{d:?}");
+    let p = parse(&format!("{MINIMAL}distill: {{ tenants: [acme] }}\n")).unwrap();
+    let d = p.distill.unwrap();
+    assert!(d.covers("acme") && !d.covers("globex"), "{d:?}");
+    assert_eq!(parse(MINIMAL).unwrap().distill, None);
+    for (body, at, says) in [
+        ("{ tenants: [] }", "distill.tenants", "at least one tenant"),
+        ("{ tenants: [a, \"\"] }", "distill.tenants[1]", "empty"),
+        ("{ tenants: [a, a] }", "distill.tenants[1]", "named twice"),
+    ] {
+        let (key_path, _, message) = invalid(&format!("{MINIMAL}distill: {body}\n"));
+        assert_eq!(key_path, at, "{body}");
+        assert!(message.contains(says), "{body}: {message}");
+    }
 }
