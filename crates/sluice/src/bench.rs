@@ -7,6 +7,7 @@ mod gateway;
 mod llama;
 pub mod overhead;
 mod report;
+pub mod shadow;
 mod upstream;
 mod workload;
 

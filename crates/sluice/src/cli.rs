@@ -219,6 +219,29 @@ pub enum BenchCommand {
     /// upstream that answers at once, side by side in one run: the upstream directly, Sluice
     /// over gRPC and over HTTP (a `sluice serve` child), LiteLLM's proxy when installed.
     Gateway(GatewayBench),
+    /// What shadow sampling costs the answers it samples: the real model and a fast
+    /// in-process upstream, requests one after another, kept-local and escalated requests
+    /// each with `shadow:` off and at rate 1, side by side in one run; medians of rounds.
+    Shadow(ShadowBench),
+}
+
+#[derive(Debug, Args)]
+pub struct ShadowBench {
+    /// GGUF file to serve.
+    #[arg(long, env = "SLUICE_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Requests per column and round.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests: u32,
+    /// Rounds; each runs every column once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// `local.max_tokens`: the longest local answer.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_tokens: u32,
+    /// Also write every round's figures as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

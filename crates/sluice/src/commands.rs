@@ -114,6 +114,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Gateway(args),
         } => crate::bench::overhead::run(&args),
+        Command::Bench {
+            command: BenchCommand::Shadow(args),
+        } => crate::bench::shadow::run(&args),
         Command::Explain {
             policy,
             prompt,

@@ -259,11 +259,14 @@ mod tests {
         assert_eq!(s.admit("p", &cfg, later, 1, true), Ok(()), "a new minute");
         s.record("p", 0.02, Agreement::Agree);
         assert_eq!(s.admit("p", &cfg, later, 1, true), Err(Skip::Budget));
+        assert_eq!(s.admit("p", &cfg, later, 2, true), Ok(()), "a new UTC day");
+        s.record("p", 0.02, Agreement::Agree);
+        let next = later + std::time::Duration::from_secs(61);
+        assert_eq!(s.admit("p", &cfg, next, 2, true), Err(Skip::Budget));
         assert_eq!(
-            s.admit("p", &cfg, later, 1, false),
+            s.admit("p", &cfg, next, 2, false),
             Ok(()),
             "an escalated request's sample calls no tier"
         );
-        assert_eq!(s.admit("p", &cfg, later, 2, true), Ok(()), "a new UTC day");
     }
 }

@@ -118,6 +118,18 @@ impl Gateway {
         })
     }
 
+    /// Shadow samples both sides answered so far (`sluice_shadow_samples_total`, summed).
+    pub fn shadow_samples(&self) -> f64 {
+        self.server
+            .gateway
+            .metrics()
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("sluice_shadow_samples_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// A client of the gateway's gRPC port.
     pub fn client(&self) -> RouterClient<Channel> {
         self.client.clone()
