@@ -15,6 +15,8 @@ use tokio::sync::Notify;
 pub struct LocalAdmission {
     held: AtomicUsize,
     freed: Notify,
+    /// Woken whenever a place is taken (a sample on the model gives way to a request).
+    taken: Notify,
     gauge: Gauge<i64, AtomicI64>,
 }
 
@@ -36,6 +38,7 @@ impl LocalAdmission {
         Arc::new(Self {
             held: AtomicUsize::new(0),
             freed: Notify::new(),
+            taken: Notify::new(),
             gauge,
         })
     }
@@ -72,6 +75,20 @@ impl LocalAdmission {
         }
     }
 
+    /// Returns once more than `n` places are held: someone else came for the model.
+    pub async fn more_than(&self, n: usize) {
+        loop {
+            // Registered before the check, so a place taken in between is not missed.
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            if self.held.load(Ordering::Acquire) > n {
+                return;
+            }
+            taken.await;
+        }
+    }
+
     fn try_take(self: &Arc<Self>, max: u32) -> Option<LocalPermit> {
         let max = max as usize;
         let mut held = self.held.load(Ordering::Acquire);
@@ -87,6 +104,7 @@ impl LocalAdmission {
             ) {
                 Ok(_) => {
                     self.gauge.inc();
+                    self.taken.notify_waiters();
                     return Some(LocalPermit(Arc::clone(self)));
                 }
                 Err(now) => held = now,
@@ -118,6 +136,24 @@ mod tests {
         drop(a);
         assert!(waiter.await.unwrap());
         assert_eq!((adm.held(), gauge.get()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_place_taken_by_someone_else_is_noticed() {
+        let adm = LocalAdmission::new(Gauge::default());
+        let mine = adm.admit(1, Duration::ZERO).await.unwrap();
+        let watch = tokio::spawn({
+            let adm = adm.clone();
+            async move { adm.more_than(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!watch.is_finished(), "only my place is held");
+        let _other = adm.admit(2, Duration::ZERO).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), watch)
+            .await
+            .expect("noticed")
+            .unwrap();
+        drop(mine);
     }
 
     #[tokio::test]

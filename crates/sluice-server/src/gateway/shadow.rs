@@ -47,6 +47,9 @@ pub enum Skip {
     LocalBusy,
     /// The local model failed to answer an escalated request.
     LocalError,
+    /// A request came for the local model while it answered an escalated request's sample:
+    /// the sample gave way.
+    Yielded,
 }
 
 impl Skip {
@@ -57,6 +60,7 @@ impl Skip {
             Skip::TierError => "tier_error",
             Skip::LocalBusy => "local_busy",
             Skip::LocalError => "local_error",
+            Skip::Yielded => "yielded",
         }
     }
 }

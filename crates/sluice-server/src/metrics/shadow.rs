@@ -23,7 +23,7 @@ pub struct SampleLabels {
 pub struct SkipLabels {
     pub policy: String,
     pub route: String,
-    /// rate_limit, budget, tier_error, local_busy or local_error.
+    /// rate_limit, budget, tier_error, local_busy, yielded or local_error.
     pub reason: String,
 }
 
@@ -71,8 +71,9 @@ impl ShadowMetrics {
             "sluice_shadow_skipped",
             "Sampled requests not answered by the other side, by policy, route and reason \
              (rate_limit: max_per_minute reached, budget: budget_usd_daily spent, tier_error: \
-             the tier call failed, local_busy: the local model was not idle, local_error: the \
-             local model failed)",
+             the tier call failed, local_busy: the local model was not idle, yielded: a request \
+             came for the local model and the sample gave way, local_error: the local model \
+             failed)",
             self.skipped.clone(),
         );
         registry.register(

@@ -356,3 +356,38 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
     assert_eq!(mock.requests().len(), 2, "one shadow call, one escalation");
     let _ = std::fs::remove_dir_all(&samples);
 }
+
+#[tokio::test]
+async fn an_escalated_requests_local_answer_waits_for_an_idle_model_and_gives_way() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let yaml =
+        shadow_policy(&mock.base_url(), "{ rate: 1 }").replace("threshold: 0.5", "threshold: 1");
+    // Every piece of local work takes 600 ms, so a request can arrive while a sample runs.
+    let local = FakeLocal::new("Paris.", SURE).with_delay(Duration::from_millis(600));
+    let h = Harness::single(yaml, local).await;
+    let remote = |r: pb::ChatResponse| r.route.unwrap().kind() == pb::RouteKind::Remote;
+    assert!(remote(h.chat(ask("first", pb::RouteHint::Auto, "")).await));
+    // Back to back: the model was not idle for the grace period, so `first` is not sampled.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(remote(h.chat(ask("second", pb::RouteHint::Auto, "")).await));
+    // Past the grace period `second`'s sample is on the model; this request takes it back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(remote(h.chat(ask("third", pb::RouteHint::Auto, "")).await));
+    let skipped = |reason: &str| {
+        format!(
+            r#"sluice_shadow_skipped_total{{policy="default",route="remote",reason="{reason}"}}"#
+        )
+    };
+    let answered = r#"sluice_shadow_samples_total{policy="default",route="remote",agree="yes"}"#;
+    // With nothing after it, `third`'s sample runs to the end.
+    let text = metrics_when(&h, |t| series(t, answered) == 1.0).await;
+    assert_eq!(
+        (
+            series(&text, &skipped("local_busy")),
+            series(&text, &skipped("yielded")),
+            series(&text, answered)
+        ),
+        (1.0, 1.0, 1.0),
+        "{text}"
+    );
+}

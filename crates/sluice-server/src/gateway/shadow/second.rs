@@ -12,6 +12,11 @@ use super::{Side, Skip};
 use crate::gateway::{upstream_request, AnswerMeta, ChatInput, Gateway};
 use crate::records::RecordLog;
 
+/// How long the local model must have been idle before an escalated request's sample starts
+/// on it: back-to-back traffic leaves no such gap, so samples never contend with it (a
+/// prefill already running cannot be stopped midway).
+const IDLE_GRACE: Duration = Duration::from_millis(250);
+
 /// Everything a sample needs once the caller has its answer.
 pub(in crate::gateway) struct Task {
     pub gw: Gateway,
@@ -107,12 +112,23 @@ impl Task {
     }
 
     /// An escalated request, answered by the local model as it would have been kept; only
-    /// when no request holds the local model, so live traffic never waits behind a sample.
+    /// once the local model has been idle for `IDLE_GRACE`, and given up the moment a
+    /// request comes for it (the generation is dropped, which cancels it), so live traffic
+    /// never waits behind a sample.
     async fn ask_local(&self) -> Result<String, Skip> {
-        let Some(_idle) = self.gw.inner.admission.admit(1, Duration::ZERO).await else {
+        let admission = &self.gw.inner.admission;
+        tokio::select! {
+            () = tokio::time::sleep(IDLE_GRACE) => {}
+            () = admission.more_than(0) => return Err(Skip::LocalBusy),
+        }
+        let Some(_idle) = admission.admit(1, Duration::ZERO).await else {
             return Err(Skip::LocalBusy);
         };
-        match self.gw.generate_local(&self.policy, &self.input).await {
+        let answer = tokio::select! {
+            a = self.gw.generate_local(&self.policy, &self.input) => a,
+            () = admission.more_than(1) => return Err(Skip::Yielded),
+        };
+        match answer {
             Ok(answer) => Ok(answer.text),
             Err(e) => {
                 tracing::debug!(policy = %self.policy.name, error = %e, "shadow local answer failed");
