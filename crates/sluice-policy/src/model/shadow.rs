@@ -9,8 +9,11 @@ pub struct Shadow {
     pub rate: f64,
     /// Most samples started per minute (≥ 1).
     pub max_per_minute: u32,
-    /// USD the tier calls of this policy's kept-local samples may spend per UTC day (> 0).
+    /// USD the tier calls of this policy's samples (kept-local answers and judgements) may
+    /// spend per UTC day (> 0).
     pub budget_usd_daily: f64,
+    /// Ask the first tier to judge answers too long to compare by rule.
+    pub judge: bool,
 }
 
 impl Shadow {

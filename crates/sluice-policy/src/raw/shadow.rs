@@ -8,7 +8,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with rate, max_per_minute and budget_usd_daily"
+    expecting = "a mapping with rate, max_per_minute, budget_usd_daily and judge"
 )]
 pub struct RawShadow {
     /// Share of the requests the score decided (kept local or escalated) that are sampled,
@@ -22,4 +22,7 @@ pub struct RawShadow {
     /// default 1.
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub budget_usd_daily: Option<Num>,
+    /// Ask the first tier to judge answers too long to compare by rule (each judgement is
+    /// one more tier call, paid from budget_usd_daily); default false.
+    pub judge: Option<bool>,
 }

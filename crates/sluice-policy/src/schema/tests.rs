@@ -267,6 +267,7 @@ shadow:
   rate: 0.02
   max_per_minute: 60
   budget_usd_daily: 1.5
+  judge: true
 distill:
   tenants: [acme]
 "#;

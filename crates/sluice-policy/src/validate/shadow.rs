@@ -21,5 +21,6 @@ pub(super) fn shadow(raw: &RawShadow, path: &KeyPath, tiers: &[Tier]) -> Result<
         rate,
         max_per_minute,
         budget_usd_daily,
+        judge: raw.judge.unwrap_or(false),
     })
 }

@@ -62,6 +62,29 @@ impl Comparer for ShortAnswers {
     }
 }
 
+/// The instruction of the judge a policy may ask (`shadow.judge`) about answers too long for
+/// [`ShortAnswers`].
+pub const JUDGE_INSTRUCTION: &str = "You compare two answers to the same request. Reply with \
+    exactly one word: yes if both give the same answer (the same result, facts and \
+    conclusion, however worded), no if they differ in any of these.";
+
+/// The judge's question about one request's two answers.
+pub fn judge_question(request: &str, first: &str, second: &str) -> String {
+    format!(
+        "Request:\n{request}\n\nAnswer A:\n{first}\n\nAnswer B:\n{second}\n\n\
+         Do A and B give the same answer? Reply yes or no."
+    )
+}
+
+/// The judge's reply read as a judgement: its first word `yes` or `no`, else `Unknown`.
+pub fn judge_verdict(reply: &str) -> Agreement {
+    match normalize(reply).split_whitespace().next() {
+        Some("yes") => Agreement::Agree,
+        Some("no") => Agreement::Disagree,
+        _ => Agreement::Unknown,
+    }
+}
+
 /// Whether request `id` is in the sampled share `rate`: a hash of the id, so a request's fate
 /// does not depend on timing and a replay samples the same requests.
 pub fn sampled(id: &str, rate: f64) -> bool {
@@ -105,6 +128,23 @@ mod tests {
         let long = "word ".repeat(SHORT_WORDS + 1);
         assert_eq!(c.compare(&long, &long), Agreement::Unknown);
         assert_eq!(c.compare("", "yes"), Agreement::Unknown);
+    }
+
+    #[test]
+    fn the_judges_first_word_is_its_verdict() {
+        assert_eq!(judge_verdict("Yes."), Agreement::Agree);
+        assert_eq!(
+            judge_verdict("  no, A says 8 and B says 9"),
+            Agreement::Disagree
+        );
+        assert_eq!(judge_verdict("Nope"), Agreement::Unknown);
+        assert_eq!(judge_verdict("Both say yes"), Agreement::Unknown);
+        assert_eq!(judge_verdict(""), Agreement::Unknown);
+        let q = judge_question("2+2?", "4", "four");
+        assert!(
+            q.contains("Answer A:\n4\n") && q.contains("Answer B:\nfour\n"),
+            "{q}"
+        );
     }
 
     #[test]

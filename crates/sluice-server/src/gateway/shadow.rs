@@ -121,6 +121,20 @@ impl Shadows {
         Ok(())
     }
 
+    /// Whether `policy`'s shadow budget has room today (for a judgement).
+    fn has_budget(&self, policy: &str, cfg: &Shadow, today: i64) -> bool {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .get(policy)
+            .is_none_or(|w| w.day != today || w.spent_usd < cfg.budget_usd_daily)
+    }
+
+    /// Book a tier call of a sample that is not its second answer (a judgement).
+    fn spend(&self, policy: &str, cost_usd: f64) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.entry(policy.to_owned()).or_default().spent_usd += cost_usd;
+    }
+
     /// Book a kept-local sample's cost and judgement; returns the agreement counts so far.
     fn record(&self, policy: &str, cost_usd: f64, agreement: Agreement) -> (u64, u64) {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,6 +267,7 @@ mod tests {
             rate: 1.0,
             max_per_minute: 2,
             budget_usd_daily: 0.01,
+            judge: false,
         };
         let t0 = Instant::now();
         assert_eq!(s.admit("p", &cfg, t0, 1, true), Ok(()));

@@ -391,3 +391,52 @@ async fn an_escalated_requests_local_answer_waits_for_an_idle_model_and_gives_wa
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn answers_too_long_to_compare_by_rule_are_judged_by_the_tier_when_asked() {
+    // The tier answers every call "Yes." (its answer, and then its verdict).
+    let mock = MockUpstream::start(MockConfig {
+        answer: "Yes.".into(),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = mock.base_url();
+    let judged = shadow_policy(&url, "{ rate: 1, judge: true }");
+    let unjudged = shadow_policy(&url, "{ rate: 1 }").replace("name: default", "name: unjudged");
+    // Longer than eight words and without "yes": no rule can compare it with "Yes.".
+    let long = "The capital of France is Paris, a large city on the river Seine.";
+    let h = Harness::start(
+        &[("default.yaml", judged), ("unjudged.yaml", unjudged)],
+        loader_of(FakeLocal::new(long, SURE)),
+    )
+    .await;
+    h.chat(ask("Capital of France?", pb::RouteHint::Auto, ""))
+        .await;
+    h.chat(ask("Capital of France?", pb::RouteHint::Auto, "unjudged"))
+        .await;
+    let unknown = r#"sluice_shadow_samples_total{policy="unjudged",route="local",agree="unknown"}"#;
+    let text = metrics_when(&h, |t| {
+        series(t, SAMPLES_AGREE) == 1.0 && series(t, unknown) == 1.0
+    })
+    .await;
+    assert_eq!(
+        (series(&text, SAMPLES_AGREE), series(&text, unknown)),
+        (1.0, 1.0),
+        "{text}"
+    );
+    // Three tier calls: two shadow answers and one judgement, paid from the shadow budget.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let judge = requests
+        .iter()
+        .map(|r| r.body.to_string())
+        .find(|b| b.contains("Answer A"))
+        .expect("a judgement was asked");
+    assert!(
+        judge.contains(long) && judge.contains("Capital of France?"),
+        "{judge}"
+    );
+    let cost = series(&text, r#"sluice_shadow_cost_usd_total{policy="default"}"#);
+    assert!((cost - 2.0 * 0.000026).abs() < 1e-9, "{text}");
+}

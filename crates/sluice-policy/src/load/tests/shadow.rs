@@ -24,12 +24,14 @@ fn a_rate_is_enough_and_the_rest_has_defaults() {
             rate: 0.05,
             max_per_minute: 60,
             budget_usd_daily: 1.0,
+            judge: false,
         })
     );
     let p = parse(&with_shadow(&[
         "rate: 1",
         "max_per_minute: 5",
         "budget_usd_daily: 0.25",
+        "judge: true",
     ]))
     .unwrap();
     assert_eq!(
@@ -38,6 +40,7 @@ fn a_rate_is_enough_and_the_rest_has_defaults() {
             rate: 1.0,
             max_per_minute: 5,
             budget_usd_daily: 0.25,
+            judge: true,
         })
     );
     assert_eq!(parse(MINIMAL).unwrap().shadow, None);

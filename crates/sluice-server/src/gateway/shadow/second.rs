@@ -4,11 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_policy::{Policy, Tier};
-use sluice_router::eval::agree::{wilson, Agreement};
+use sluice_policy::{GenParams, Message, Policy, Role, Tier};
+use sluice_router::eval::agree::{
+    judge_question, judge_verdict, wilson, Agreement, JUDGE_INSTRUCTION,
+};
 use sluice_router::eval::sample::ShadowSample;
+use sluice_upstream::{Completion, UpstreamRequest};
 
 use super::{Side, Skip};
+use crate::budget::civil::unix_day;
 use crate::gateway::{upstream_request, AnswerMeta, ChatInput, Gateway};
 use crate::records::RecordLog;
 
@@ -55,14 +59,22 @@ impl Task {
             }
         };
         let shadows = &self.gw.inner.shadows;
-        let agreement = shadows.comparer.compare(&local, &large.text);
-        // Only a kept-local sample paid the tier for this, and only those are the estimate.
+        let mut agreement = shadows.comparer.compare(&local, &large.text);
+        let mut judged_cost = 0.0;
+        if agreement == Agreement::Unknown && self.policy.shadow.is_some_and(|s| s.judge) {
+            if let Some((verdict, cost)) = self.judge(&local, &large.text).await {
+                agreement = verdict;
+                judged_cost = cost;
+            }
+        }
+        // Only a kept-local sample paid the tier for its answer, and only those are the
+        // estimate; a judgement is paid by either.
         let (spent, interval) = match side {
             Side::Local => {
                 let (agree, judged) = shadows.record(&name, large.cost_usd, agreement);
-                (large.cost_usd, wilson(agree, judged))
+                (large.cost_usd + judged_cost, wilson(agree, judged))
             }
-            Side::Remote => (0.0, None),
+            Side::Remote => (judged_cost, None),
         };
         metrics
             .shadow
@@ -76,39 +88,76 @@ impl Task {
         }
     }
 
-    /// A kept-local request, asked of the first tier.
-    async fn ask_tier(&self) -> Result<Large, Skip> {
+    /// One call of the first tier on the sample's behalf, counted as the gateway counts tier
+    /// calls; `None` when it failed.
+    async fn call_tier(&self, req: &UpstreamRequest) -> Option<Completion> {
         let (gw, tier) = (&self.gw, &self.tier);
         let started = Instant::now();
         let metrics = gw.metrics();
-        match gw
-            .inner
-            .upstream
-            .chat(tier, &upstream_request(&self.input))
-            .await
-        {
+        match gw.inner.upstream.chat(tier, req).await {
             Ok(c) => {
                 metrics.upstream_call(&tier.name, "ok");
                 let tokens = (c.usage.prompt_tokens, c.usage.completion_tokens);
                 metrics.gen_ai_call(tier, started, None, Some(tokens));
                 metrics.tier_spend(&tier.name, c.cost_usd, tokens);
-                Ok(Large {
-                    text: c.content,
-                    tier: tier.name.clone(),
-                    model: c.model,
-                    prompt_tokens: tokens.0,
-                    completion_tokens: tokens.1,
-                    cost_usd: c.cost_usd,
-                })
+                Some(c)
             }
             Err(e) => {
                 let status = crate::gateway::escalate::status_label(&e);
                 metrics.upstream_call(&tier.name, status);
                 metrics.gen_ai_call(tier, started, Some(status), None);
                 tracing::debug!(policy = %self.policy.name, tier = %tier.name, error = %e, "shadow call failed");
-                Err(Skip::TierError)
+                None
             }
         }
+    }
+
+    /// A kept-local request, asked of the first tier.
+    async fn ask_tier(&self) -> Result<Large, Skip> {
+        let c = self
+            .call_tier(&upstream_request(&self.input))
+            .await
+            .ok_or(Skip::TierError)?;
+        Ok(Large {
+            text: c.content,
+            tier: self.tier.name.clone(),
+            model: c.model,
+            prompt_tokens: c.usage.prompt_tokens,
+            completion_tokens: c.usage.completion_tokens,
+            cost_usd: c.cost_usd,
+        })
+    }
+
+    /// Two answers too long to compare by rule, judged by the first tier (`shadow.judge`)
+    /// while the policy's shadow budget has room; the verdict and what it cost, `None` when
+    /// no judgement was had.
+    async fn judge(&self, local: &str, large: &str) -> Option<(Agreement, f64)> {
+        let cfg = self.policy.shadow?;
+        let shadows = &self.gw.inner.shadows;
+        if !shadows.has_budget(&self.policy.name, &cfg, unix_day(SystemTime::now())) {
+            return None;
+        }
+        let request = self
+            .input
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map_or("", |m| m.content.as_str());
+        let messages = vec![
+            Message::new(Role::System, JUDGE_INSTRUCTION),
+            Message::new(Role::User, judge_question(request, large, local)),
+        ];
+        let params = GenParams {
+            max_tokens: Some(4),
+            temperature: Some(0.0),
+            ..GenParams::default()
+        };
+        let c = self
+            .call_tier(&UpstreamRequest::new(messages, &params))
+            .await?;
+        shadows.spend(&self.policy.name, c.cost_usd);
+        Some((judge_verdict(&c.content), c.cost_usd))
     }
 
     /// An escalated request, answered by the local model as it would have been kept; only
