@@ -355,6 +355,15 @@ pub fn rewrite_policy(src: &str, c: &Calibration) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// `scoring.probe` as the policy file writes it, if it names one.
+fn written_probe(src: &str) -> Option<String> {
+    let doc: serde_norway::Value = serde_norway::from_str(src).ok()?;
+    doc.get("scoring")?
+        .get("probe")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Write the calibrated policy to `out` (or over `policy` with `write_in_place`) after checking
 /// it parses back with exactly these numbers.
 pub fn write(
@@ -365,6 +374,20 @@ pub fn write(
 ) -> anyhow::Result<()> {
     let src = std::fs::read_to_string(policy)
         .with_context(|| format!("cannot read {}", policy.display()))?;
+    // A probe path is relative to the policy file: written elsewhere, the policy must name
+    // the same probe from there.
+    let moved;
+    let c = match (out, &c.probe, written_probe(&src)) {
+        (Some(o), None, Some(p)) => {
+            let from = policy.parent().unwrap_or(Path::new("")).join(p);
+            moved = Calibration {
+                probe: Some(probe::named_from(o, &from)?),
+                ..c.clone()
+            };
+            &moved
+        }
+        _ => c,
+    };
     let text = rewrite_policy(&src, c)?;
     let target = match (out, write_in_place) {
         (Some(o), false) => o.to_path_buf(),

@@ -279,3 +279,28 @@ fn calibration_separates_what_it_can() {
         "{e}"
     );
 }
+
+#[test]
+fn a_policy_written_elsewhere_still_names_its_probe() {
+    let dir = std::env::temp_dir().join(format!("sluice-calibrate-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("refit.yaml");
+    let c = Calibration {
+        method: ScoringMethod::PrefillProbe,
+        weights: vec![("hidden_probe", 0.9)],
+        ..calib()
+    };
+    write(&shipped_default(), &c, Some(&out), false).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let p = sluice_policy::load_policy_file(&out).unwrap();
+    assert!(p.scoring.probe.is_some(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("probe:"))
+        .unwrap();
+    assert!(
+        line.contains("probes/smollm2-135m-instruct-q8_0.json"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
