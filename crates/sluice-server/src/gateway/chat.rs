@@ -108,8 +108,8 @@ impl Gateway {
         if let Some(hit) = self.cache_probe(&policy, input, &model).await {
             return Ok(finish(hit.text.clone(), hit.meta(&policy, input), started));
         }
-        let (out, pieces) = self.chat_inner(&policy, input, started).await?;
-        self.shadow(&policy, input, &out.meta, &out.text);
+        let (out, pieces, draft) = self.chat_inner(&policy, input, started).await?;
+        self.shadow(&policy, input, &out.meta, &out.text, draft);
         self.distill(&policy, input, &out.meta, &out.text);
         // A fallback answer stands in for a tier that failed just now: not worth keeping.
         if !out.meta.route.fallback && Caches::will_store(&policy, input) {
@@ -145,19 +145,20 @@ impl Gateway {
         }
     }
 
-    /// Route and answer; also returns the answer's pieces as produced, for the cache.
+    /// Route and answer; also returns the answer's pieces as produced, for the cache, and
+    /// the draft scoring made for a request that then escalated, for its shadow sample.
     async fn chat_inner(
         &self,
         policy: &Arc<Policy>,
         input: &ChatInput,
         started: Instant,
-    ) -> Result<(ChatOutput, Vec<String>), GatewayError> {
+    ) -> Result<(ChatOutput, Vec<String>, Option<String>), GatewayError> {
         let policy = policy.clone();
         let mut timings = Timings::default();
         let (info, draft, only) = match self.begin(&policy, input, &mut timings, false).await? {
             Start::Local(info, LocalStart::Draft(draft)) => {
                 let meta = self.local_meta(&policy, input, info, &draft, false, timings);
-                return Ok((finish(draft.text, meta, started), draft.pieces));
+                return Ok((finish(draft.text, meta, started), draft.pieces, None));
             }
             Start::Local(info, LocalStart::Generate(permit)) => {
                 let t = Instant::now();
@@ -165,7 +166,7 @@ impl Gateway {
                 drop(permit);
                 timings.local_ms = ms(t.elapsed());
                 let meta = self.local_meta(&policy, input, info, &answer, false, timings);
-                return Ok((finish(answer.text, meta, started), Vec::new()));
+                return Ok((finish(answer.text, meta, started), Vec::new(), None));
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
@@ -177,7 +178,7 @@ impl Gateway {
                 .draft_or_generate(&policy, input, draft, &mut timings)
                 .await?;
             let meta = self.local_meta(&policy, input, info, &answer, false, timings);
-            return Ok((finish(answer.text, meta, started), Vec::new()));
+            return Ok((finish(answer.text, meta, started), Vec::new(), None));
         }
         match self.escalate(&policy, input, only.as_deref()).await {
             Ok((c, tier, upstream_ms)) => {
@@ -190,7 +191,9 @@ impl Gateway {
                     cost_usd: c.cost_usd,
                 };
                 let meta = remote_meta(input, info, &tier.name, done, timings);
-                Ok((finish(c.content, meta, started), Vec::new()))
+                // The draft scoring made, kept for a sample of this escalation.
+                let draft = draft.map(|d| d.text);
+                Ok((finish(c.content, meta, started), Vec::new(), draft))
             }
             Err((failure, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
@@ -213,7 +216,7 @@ impl Gateway {
                     other => other?,
                 };
                 let meta = self.local_meta(&policy, input, info, &answer, true, timings);
-                Ok((finish(answer.text, meta, started), Vec::new()))
+                Ok((finish(answer.text, meta, started), Vec::new(), None))
             }
         }
     }

@@ -178,6 +178,7 @@ impl Gateway {
         input: &ChatInput,
         meta: &AnswerMeta,
         text: &str,
+        escalated_draft: Option<String>,
     ) {
         let Some(cfg) = policy.shadow else { return };
         let Some(side) = Side::of(meta) else { return };
@@ -213,6 +214,7 @@ impl Gateway {
             meta: meta.clone(),
             text: text.to_owned(),
             tier,
+            draft: escalated_draft,
         };
         self.inner.shadows.spawn(task.run(side));
     }

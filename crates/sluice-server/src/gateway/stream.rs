@@ -57,6 +57,8 @@ struct Out {
     /// The policy and the request, when the policy samples answers (`shadow:`) or keeps
     /// them as examples (`distill:`).
     shadow: Option<(Arc<Policy>, ChatInput)>,
+    /// The draft scoring made for a request that then escalated, for its shadow sample.
+    escalated_draft: Option<String>,
 }
 
 impl Out {
@@ -76,7 +78,8 @@ impl Out {
         self.gw.metrics().answered(&meta);
         if let Some((policy, input)) = self.shadow.take() {
             let text = self.pieces.concat();
-            self.gw.shadow(&policy, &input, &meta, &text);
+            let draft = self.escalated_draft.take();
+            self.gw.shadow(&policy, &input, &meta, &text, draft);
             self.gw.distill(&policy, &input, &meta, &text);
         }
         if let Some((policy, input, model)) = self.store.take() {
@@ -126,6 +129,7 @@ impl Gateway {
             pieces: Vec::new(),
             store: None,
             shadow: None,
+            escalated_draft: None,
         };
         let gw = self.clone();
         tokio::spawn(async move {
@@ -176,6 +180,9 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
+        if out.shadow.is_some() {
+            out.escalated_draft = draft.as_ref().map(|d| d.text.clone());
+        }
         if !self.budget_allows(&policy, input)? {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;

@@ -248,6 +248,8 @@ async fn a_request_kept_local_by_a_spent_budget_is_not_sampled_its_escalated_twi
     let text = metrics_when(&h, |t| series(t, remote) == 1.0).await;
     assert_eq!(series(&text, remote), 1.0, "{text}");
     assert!(!text.contains(r#"route="local",agree"#), "{text}");
+    // Its local answer was the draft scoring made: nothing was skipped for a busy model.
+    assert!(!text.contains("sluice_shadow_skipped_total{"), "{text}");
 }
 
 /// The samples files under `dir`, every line parsed, oldest first.
@@ -360,8 +362,11 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
 #[tokio::test]
 async fn an_escalated_requests_local_answer_waits_for_an_idle_model_and_gives_way() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
-    let yaml =
-        shadow_policy(&mock.base_url(), "{ rate: 1 }").replace("threshold: 0.5", "threshold: 1");
+    // A pre-route method: an escalated request has no draft, so its sample needs the model.
+    let yaml = shadow_policy(&mock.base_url(), "{ rate: 1 }")
+        .replace("threshold: 0.5", "threshold: 1")
+        .replace("method: answer_confidence", "method: prompt_surprise")
+        .replace("mean_logprob: 2.5", "prompt_nll: 1.0");
     // Every piece of local work takes 600 ms, so a request can arrive while a sample runs.
     let local = FakeLocal::new("Paris.", SURE).with_delay(Duration::from_millis(600));
     let h = Harness::single(yaml, local).await;

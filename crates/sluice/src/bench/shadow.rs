@@ -26,7 +26,10 @@ enum Route {
     Escalated,
 }
 
-/// `threshold: 0` keeps every scored request; `1` escalates every one.
+/// `threshold: 0` keeps every scored request; `1` escalates every one. A pre-route method
+/// (one prefill, no draft), as the shipped policies use: a kept request's answer is generated
+/// after the decision, and an escalated request's sample needs the local model (a drafting
+/// method's sample reuses the draft scoring made, which costs nothing).
 fn policy(route: Route, shadow: bool, max_tokens: u32, upstream: &str) -> String {
     let threshold = match route {
         Route::Kept => 0,
@@ -36,8 +39,8 @@ fn policy(route: Route, shadow: bool, max_tokens: u32, upstream: &str) -> String
         "version: 1\nname: default\nlocal: {{ model: bench, max_tokens: {max_tokens} }}\n\
          tiers:\n  - {{ name: large, provider: openai, base_url: \"{upstream}\", model: fast, \
          price: {{ input_per_mtok: 0.15, output_per_mtok: 0.60 }}, timeout: 30s }}\n\
-         scoring:\n  method: answer_confidence\n  threshold: {threshold}\n  \
-         weights: {{ bias: 0.0, mean_logprob: 1.0 }}\ncache:\n  mode: off\n"
+         scoring:\n  method: prompt_surprise\n  threshold: {threshold}\n  \
+         weights: {{ bias: 0.0, prompt_nll: 1.0 }}\ncache:\n  mode: off\n"
     );
     if shadow {
         p.push_str("shadow: { rate: 1, max_per_minute: 100000, budget_usd_daily: 1000 }\n");

@@ -31,6 +31,8 @@ pub(in crate::gateway) struct Task {
     pub text: String,
     /// The policy's first tier (asked when the request was kept local).
     pub tier: Tier,
+    /// The draft scoring made for an escalated request: its local answer, at no cost.
+    pub draft: Option<String>,
 }
 
 /// The tier's side of a sample.
@@ -49,7 +51,10 @@ impl Task {
         let metrics = self.gw.metrics().clone();
         let pair = match side {
             Side::Local => self.ask_tier().await.map(|l| (self.text.clone(), l)),
-            Side::Remote => self.ask_local().await.map(|t| (t, self.answered_by_tier())),
+            Side::Remote => match self.draft.clone() {
+                Some(draft) => Ok((draft, self.answered_by_tier())),
+                None => self.ask_local().await.map(|t| (t, self.answered_by_tier())),
+            },
         };
         let (local, large) = match pair {
             Ok(pair) => pair,
