@@ -29,7 +29,8 @@ pub struct ProbeFit {
     pub held_out: Vec<f64>,
     pub kfold_auroc: f64,
     /// Each row scored by a probe fitted on the other tasks only.
-    pub loto_auroc: f64,
+    /// `None` with fewer than two tasks (untagged traffic is one task).
+    pub loto_auroc: Option<f64>,
 }
 
 /// Fits the probe on these rows' hidden states (`states[i]` is row `i`'s).
@@ -62,16 +63,24 @@ pub fn fit(
     let tasks: Vec<&str> = rows.iter().map(|r| r.task.as_str()).collect();
     let loto = group_assignment(&tasks);
     let task_count = loto.iter().max().map_or(0, |m| m + 1);
-    eprintln!("calibrate: fitting the probe leaving out each of {task_count} tasks");
-    let by_task = held_out_log_odds(&refs, &right, &inputs, PROBE_L2, &loto).map_err(fail)?;
+    let by_task = if task_count >= 2 {
+        eprintln!("calibrate: fitting the probe leaving out each of {task_count} tasks");
+        Some(held_out_log_odds(&refs, &right, &inputs, PROBE_L2, &loto).map_err(fail)?)
+    } else {
+        None
+    };
     eprintln!("calibrate: fitting the probe on all {} rows", rows.len());
     let components = fit_probe(&refs, &right, &inputs, PROBE_L2).map_err(fail)?;
     let kfold_auroc = auroc(&held_out, &right);
-    let loto_auroc = auroc(&by_task, &right);
+    let loto_auroc = by_task.map(|z| auroc(&z, &right));
+    let loto = match loto_auroc {
+        Some(a) => format!("{a:.3} (leave-one-task-out, {task_count} tasks)"),
+        None => "no leave-one-task-out (one task)".to_owned(),
+    };
     let described = format!(
         "sluice calibrate --fit-probe: {} rows of {} ({} local answers right); one L2 logistic \
          (l2 {PROBE_L2}, standardised) per input, inputs {}; held-out AUROC {kfold_auroc:.3} \
-         ({FOLDS}-fold), {loto_auroc:.3} (leave-one-task-out, {task_count} tasks)",
+         ({FOLDS}-fold), {loto}",
         rows.len(),
         data.file_name().unwrap_or_default().to_string_lossy(),
         right.iter().filter(|r| **r).count(),

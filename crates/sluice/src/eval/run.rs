@@ -293,9 +293,15 @@ pub fn calibrate(
         );
     }
     if let Some((path, f)) = &fitted {
+        let loto = match f.loto_auroc {
+            Some(a) => format!("{a:.3} (leave-one-task-out)"),
+            None => "no leave-one-task-out: every row is one task (tag requests with `task` \
+                     to have one)"
+                .to_owned(),
+        };
         eprintln!(
-            "calibrate: probe held-out AUROC {:.3} (5-fold), {:.3} (leave-one-task-out)",
-            f.kfold_auroc, f.loto_auroc
+            "calibrate: probe held-out AUROC {:.3} (5-fold), {loto}",
+            f.kfold_auroc
         );
         // Where the policy is written is where it names the probe from.
         let policy_path = how.out.unwrap_or(&run.policy);
