@@ -164,6 +164,13 @@ pub fn kinds(text: &str) -> BTreeSet<PiiKind> {
     detect(text).into_iter().map(|f| f.kind).collect()
 }
 
+/// Whether any of `texts` holds personal data or a secret: what keeps a request out of
+/// everything the gateway sends elsewhere or keeps on disk for later (shadow samples,
+/// distillation examples).
+pub fn found_in<'a>(texts: impl IntoIterator<Item = &'a str>) -> bool {
+    texts.into_iter().any(|t| !detect(t).is_empty())
+}
+
 /// A byte range `(start, end)` of the text.
 type Span = (usize, usize);
 

@@ -8,6 +8,8 @@
 //! tenant name is percent-encoded where it holds anything but ASCII letters, digits, `_`
 //! and `-`, so no name can leave the directory.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -31,8 +33,16 @@ const FILES: u64 = 8;
 #[derive(Debug)]
 pub struct RecordLog {
     config: RecordsConfig,
-    /// One writer at a time: appends, rotation and deletion see one state.
-    lock: Mutex<()>,
+    /// Each tenant's files, read from its directory once and kept up to date after: one
+    /// writer at a time, and no directory listing per line.
+    tenants: Mutex<HashMap<String, Files>>,
+}
+
+/// One tenant's files with their sizes, oldest first (the last is the one written to).
+#[derive(Debug, Default)]
+struct Files {
+    files: Vec<(PathBuf, u64)>,
+    total: u64,
 }
 
 impl RecordLog {
@@ -44,7 +54,7 @@ impl RecordLog {
         let _ = fs::remove_file(&probe);
         Ok(Self {
             config,
-            lock: Mutex::new(()),
+            tenants: Mutex::default(),
         })
     }
 
@@ -55,60 +65,72 @@ impl RecordLog {
     /// Append one JSON line for `tenant` at time `now`; returns the file written. Blocking:
     /// call it off the async runtime's workers.
     pub fn append(&self, tenant: &str, now: SystemTime, line: &str) -> io::Result<PathBuf> {
-        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let tenant_dir = self.config.dir.join(encode(tenant));
-        fs::create_dir_all(&tenant_dir).map_err(|e| at(&tenant_dir, e))?;
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let name = encode(tenant);
+        let tenant_dir = self.config.dir.join(&name);
+        let t = match tenants.entry(name) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                fs::create_dir_all(&tenant_dir).map_err(|err| at(&tenant_dir, err))?;
+                let files = files(&tenant_dir)?;
+                let total = files.iter().map(|(_, s)| s).sum();
+                e.insert(Files { files, total })
+            }
+        };
         let day = civil_from_days(unix_day(now)).day_string();
-        let path = self.current_file(&tenant_dir, &day, line.len() as u64 + 1)?;
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| at(&path, e))?;
+        let adding = line.len() as u64 + 1;
+        let per_file = (self.config.max_tenant_bytes / FILES).max(1);
+        let fits = |(path, size): &(PathBuf, u64)| {
+            file_name(path).starts_with(&day) && (*size == 0 || size + adding <= per_file)
+        };
+        if !t.files.last().is_some_and(fits) {
+            // Today's next file: numbered after today's last, or the first of the day.
+            let n = t
+                .files
+                .last()
+                .filter(|(p, _)| file_name(p).starts_with(&day))
+                .and_then(|(p, _)| file_name(p).split('.').nth(1)?.parse::<u32>().ok())
+                .map_or(0, |n| n + 1);
+            t.files
+                .push((tenant_dir.join(format!("{day}.{n:04}.jsonl")), 0));
+        }
+        // Never empty here: the file to write was just ensured.
+        let last = t.files.len() - 1;
+        let path = t.files[last].0.clone();
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        f.write_all(&bytes).map_err(|e| at(&path, e))?;
-        self.bound(&tenant_dir, &path)?;
-        Ok(path)
-    }
-
-    /// Today's newest file, or the next one when adding `adding` bytes would pass the per-file
-    /// bound (a line longer than the bound gets a file of its own).
-    fn current_file(&self, tenant_dir: &Path, day: &str, adding: u64) -> io::Result<PathBuf> {
-        let per_file = (self.config.max_tenant_bytes / FILES).max(1);
-        let today: Vec<(PathBuf, u64)> = files(tenant_dir)?
-            .into_iter()
-            .filter(|(p, _)| name(p).starts_with(day))
-            .collect();
-        let Some((last, size)) = today.last() else {
-            return Ok(tenant_dir.join(format!("{day}.0000.jsonl")));
-        };
-        if *size == 0 || size + adding <= per_file {
-            return Ok(last.clone());
-        }
-        let n: u32 = name(last)
-            .split('.')
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        Ok(tenant_dir.join(format!("{day}.{:04}.jsonl", n + 1)))
-    }
-
-    /// Delete the oldest files until the tenant's total is within its bound; the file just
-    /// written is kept whatever its size.
-    fn bound(&self, tenant_dir: &Path, keep: &Path) -> io::Result<()> {
-        let all = files(tenant_dir)?;
-        let mut total: u64 = all.iter().map(|(_, s)| s).sum();
-        for (path, size) in &all {
-            if total <= self.config.max_tenant_bytes || path == keep {
-                break;
+        let create_dir = || fs::create_dir_all(&tenant_dir).map_err(|e| at(&tenant_dir, e));
+        let mut f = match OpenOptions::new().create(true).append(true).open(&path) {
+            Ok(f) => f,
+            // Someone removed the directory under us: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_dir()?;
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| at(&path, e))?
             }
-            fs::remove_file(path).map_err(|e| at(path, e))?;
-            tracing::info!(file = %path.display(), "records: deleted the oldest file to stay within the tenant's bound");
-            total -= size;
+            Err(e) => return Err(at(&path, e)),
+        };
+        f.write_all(&bytes).map_err(|e| at(&path, e))?;
+        t.files[last].1 += adding;
+        t.total += adding;
+        // The oldest files go until the tenant is within its bound; the file just written
+        // is kept whatever its size.
+        while t.total > self.config.max_tenant_bytes && t.files.len() > 1 {
+            let (oldest, size) = t.files.remove(0);
+            match fs::remove_file(&oldest) {
+                Ok(()) => {
+                    tracing::info!(file = %oldest.display(), "records: deleted the oldest file to stay within the tenant's bound")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(at(&oldest, e)),
+            }
+            t.total -= size;
         }
-        Ok(())
+        Ok(path)
     }
 }
 
@@ -127,7 +149,7 @@ fn files(dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
     Ok(out)
 }
 
-fn name(p: &Path) -> &str {
+fn file_name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 

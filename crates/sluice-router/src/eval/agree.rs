@@ -6,11 +6,15 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::normalize;
 
-/// How a local answer compares with the large model's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a local answer compares with the large model's; written as `yes`, `no`, `unknown`
+/// (as the metrics' `agree` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Agreement {
+    #[serde(rename = "yes")]
     Agree,
+    #[serde(rename = "no")]
     Disagree,
+    #[serde(rename = "unknown")]
     /// The comparer cannot tell (long free-form answers); not counted in the estimate.
     Unknown,
 }

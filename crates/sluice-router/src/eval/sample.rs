@@ -22,9 +22,8 @@ pub struct ShadowSample {
     /// The request's `task` tag, when it had one (groups samples as routing-dev's tasks do).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub task: String,
-    /// Which answer the caller got: `local` (the tier was asked too) or `remote` (the local
-    /// model answered too, off the path).
-    pub route: String,
+    /// Which answer the caller got.
+    pub route: SampleRoute,
     /// The scoring method that decided, and its confidence and threshold.
     pub method: String,
     pub confidence: f64,
@@ -41,15 +40,16 @@ pub struct ShadowSample {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub large_cost_usd: f64,
-    /// The comparer's judgement: `yes`, `no` or `unknown` (as `sluice_shadow_samples_total`).
-    pub agree: String,
+    /// The comparer's (or the judge's) judgement: `yes`, `no` or `unknown`.
+    pub agree: Agreement,
 }
 
-impl ShadowSample {
-    /// The judgement, `None` when the line holds a value no comparer writes.
-    pub fn agreement(&self) -> Option<Agreement> {
-        [Agreement::Agree, Agreement::Disagree, Agreement::Unknown]
-            .into_iter()
-            .find(|a| a.as_str() == self.agree)
-    }
+/// Which answer the caller got, written `local` or `remote`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleRoute {
+    /// Kept local: the tier was asked too.
+    Local,
+    /// Escalated: the local model answered too (or its draft stands for it).
+    Remote,
 }

@@ -109,8 +109,7 @@ impl Gateway {
             return Ok(finish(hit.text.clone(), hit.meta(&policy, input), started));
         }
         let (out, pieces, draft) = self.chat_inner(&policy, input, started).await?;
-        self.shadow(&policy, input, &out.meta, &out.text, draft);
-        self.distill(&policy, input, &out.meta, &out.text);
+        self.after_answer(&policy, input, &out.meta, &out.text, draft);
         // A fallback answer stands in for a tier that failed just now: not worth keeping.
         if !out.meta.route.fallback && Caches::will_store(&policy, input) {
             let entry = CachedAnswer::from_meta(&out.text, pieces, &out.meta);

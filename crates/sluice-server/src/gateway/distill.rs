@@ -33,13 +33,7 @@ impl Gateway {
             return;
         }
         let metrics = self.metrics().clone();
-        let private = input
-            .messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .chain([text])
-            .any(|t| !sluice_policy::pii::kinds(t).is_empty());
-        if private {
+        if input.private_with(&[text]) {
             metrics.shadow.distilled(&policy.name, "private");
             return;
         }

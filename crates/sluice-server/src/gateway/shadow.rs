@@ -7,7 +7,8 @@
 //!
 //! Never on the request's path: the sample is spawned after the answer is complete and the
 //! caller never waits for it. Requests a rule decided, and requests with personal data or
-//! secrets, are never sampled, whatever rule the policy has for them.
+//! secrets in any message or the answer, are never sampled, whatever rule the policy has for
+//! them; a sample whose second answer holds any is judged but not written.
 
 mod second;
 
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use sluice_policy::{Policy, Role, Shadow};
+use sluice_policy::{Policy, Shadow};
 use sluice_router::eval::agree::{sampled, Agreement, Comparer, ShortAnswers};
 use sluice_router::Reason;
 use tokio::task::JoinSet;
@@ -170,9 +171,23 @@ impl Shadows {
 }
 
 impl Gateway {
+    /// What the gateway learns from a complete answer, off the request's path: a shadow
+    /// sample (`shadow:`) and a fine-tuning example (`distill:`), where the policy asks.
+    pub(super) fn after_answer(
+        &self,
+        policy: &Arc<Policy>,
+        input: &ChatInput,
+        meta: &AnswerMeta,
+        text: &str,
+        escalated_draft: Option<String>,
+    ) {
+        self.shadow(policy, input, meta, text, escalated_draft);
+        self.distill(policy, input, meta, text);
+    }
+
     /// After a request's answer is complete: when the policy samples, the score decided the
     /// route, and the request is sampled, have the other side answer too, off the path.
-    pub(super) fn shadow(
+    fn shadow(
         &self,
         policy: &Arc<Policy>,
         input: &ChatInput,
@@ -182,14 +197,7 @@ impl Gateway {
     ) {
         let Some(cfg) = policy.shadow else { return };
         let Some(side) = Side::of(meta) else { return };
-        let private = || {
-            input
-                .messages
-                .iter()
-                .filter(|m| m.role == Role::User)
-                .any(|m| !sluice_policy::pii::kinds(&m.content).is_empty())
-        };
-        if !sampled(&input.request_id, cfg.rate) || private() {
+        if !sampled(&input.request_id, cfg.rate) || input.private_with(&[text]) {
             return;
         }
         let Some(tier) = policy.first_tier().cloned() else {

@@ -77,10 +77,9 @@ impl Out {
         meta.timings.total_ms = ms(self.started.elapsed());
         self.gw.metrics().answered(&meta);
         if let Some((policy, input)) = self.shadow.take() {
-            let text = self.pieces.concat();
             let draft = self.escalated_draft.take();
-            self.gw.shadow(&policy, &input, &meta, &text, draft);
-            self.gw.distill(&policy, &input, &meta, &text);
+            self.gw
+                .after_answer(&policy, &input, &meta, &self.pieces.concat(), draft);
         }
         if let Some((policy, input, model)) = self.store.take() {
             // Fallbacks stand in for a tier that failed just now; cache hits are kept already.
@@ -180,7 +179,7 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
-        if out.shadow.is_some() {
+        if policy.shadow.is_some() {
             out.escalated_draft = draft.as_ref().map(|d| d.text.clone());
         }
         if !self.budget_allows(&policy, input)? {

@@ -42,6 +42,14 @@ pub struct ChatInput {
     pub access: Option<std::sync::Arc<sluice_policy::Tenant>>,
 }
 
+impl ChatInput {
+    /// Whether any message, or any of `answers`, holds personal data or a secret.
+    pub fn private_with(&self, answers: &[&str]) -> bool {
+        let messages = self.messages.iter().map(|m| m.content.as_str());
+        sluice_policy::pii::found_in(messages.chain(answers.iter().copied()))
+    }
+}
+
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {

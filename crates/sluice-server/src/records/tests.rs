@@ -39,7 +39,7 @@ fn names(dir: &Path) -> Vec<String> {
     files(dir)
         .unwrap()
         .iter()
-        .map(|(p, _)| name(p).to_owned())
+        .map(|(p, _)| file_name(p).to_owned())
         .collect()
 }
 
@@ -54,7 +54,7 @@ fn lines_go_to_the_tenants_file_of_the_day() {
     assert_eq!(fs::read_to_string(&a).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
     let c = l.append("acme", day(1), r#"{"n":3}"#).unwrap();
     assert_eq!(
-        name(&c),
+        file_name(&c),
         "2026-12-07.0000.jsonl",
         "a new UTC day, a new file"
     );
@@ -106,7 +106,7 @@ fn a_line_longer_than_the_bound_is_kept_alone() {
     let long = l.append("t", day(0), &"y".repeat(200)).unwrap();
     assert_eq!(
         names(&s.0.join("t")),
-        [name(&long)],
+        [file_name(&long)],
         "the short one made room"
     );
 }

@@ -3,6 +3,8 @@
 //! budget; never requests a rule decided or with personal data; the agreement is measured.
 
 use super::*;
+use sluice_router::eval::agree::Agreement;
+use sluice_router::eval::sample::SampleRoute;
 
 fn shadow_policy(url: &str, shadow: &str) -> String {
     policy_yaml("default", &[("large", url)], "local") + &format!("shadow: {shadow}\n")
@@ -322,22 +324,18 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut got = samples_in(&tenant_dir);
-    got.sort_by(|a, b| a.route.cmp(&b.route));
+    got.sort_by_key(|s| s.route == SampleRoute::Remote);
     assert_eq!(got.len(), 2, "{got:#?}");
     let (local, remote) = (&got[0], &got[1]);
     assert_eq!(
-        (
-            local.route.as_str(),
-            local.policy.as_str(),
-            local.tenant.as_str()
-        ),
-        ("local", "default", "default")
+        (local.route, local.policy.as_str(), local.tenant.as_str()),
+        (SampleRoute::Local, "default", "default")
     );
     assert_eq!(
         (local.local.as_str(), local.large.as_str()),
         ("Paris.", "Paris")
     );
-    assert_eq!(local.agree, "yes");
+    assert_eq!(local.agree, Agreement::Agree);
     assert_eq!(local.messages[0].content, "Capital of France?");
     assert_eq!(local.method, "answer_confidence");
     assert!(local.confidence >= local.threshold, "{local:?}");
@@ -345,8 +343,8 @@ async fn judged_samples_of_both_routes_are_written_to_the_tenants_directory() {
     assert!((local.large_cost_usd - 0.000026).abs() < 1e-12, "{local:?}");
     assert_eq!(local.id, kept.request_id);
     assert_eq!(
-        (remote.route.as_str(), remote.policy.as_str()),
-        ("remote", "strict")
+        (remote.route, remote.policy.as_str()),
+        (SampleRoute::Remote, "strict")
     );
     assert_eq!(remote.id, sent.request_id);
     assert!(remote.confidence < remote.threshold, "{remote:?}");
@@ -444,4 +442,37 @@ async fn answers_too_long_to_compare_by_rule_are_judged_by_the_tier_when_asked()
     );
     let cost = series(&text, r#"sluice_shadow_cost_usd_total{policy="default"}"#);
     assert!((cost - 2.0 * 0.000026).abs() < 1e-9, "{text}");
+}
+
+#[tokio::test]
+async fn a_sample_whose_tier_answer_holds_personal_data_is_judged_but_not_written() {
+    let mock = MockUpstream::start(MockConfig {
+        answer: "Ask jane.doe@example.com".into(),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let samples = temp_dir();
+    let h = Harness::start_with(
+        ServeConfig {
+            samples: Some(sluice_server::records::RecordsConfig {
+                dir: samples.clone(),
+                max_tenant_bytes: 1 << 20,
+            }),
+            ..ServeConfig::default()
+        },
+        &[(
+            "default.yaml",
+            shadow_policy(&mock.base_url(), "{ rate: 1 }"),
+        )],
+        loader_of(FakeLocal::new("Paris.", SURE)),
+    )
+    .await;
+    h.chat(ask("Who knows the capital?", pb::RouteHint::Auto, ""))
+        .await;
+    let text = metrics_when(&h, |t| series(t, SAMPLES_DISAGREE) == 1.0).await;
+    assert_eq!(series(&text, SAMPLES_DISAGREE), 1.0, "{text}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(samples_in(&samples.join("default")).is_empty());
+    let _ = std::fs::remove_dir_all(&samples);
 }

@@ -263,7 +263,7 @@ pub fn calibrate(
         fitted.as_ref().map(|(_, f)| f.held_out.as_slice()),
     )?;
     eprintln!(
-        "calibrate: {} items, method {}, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
+        "calibrate: {} rows, method {}, 5-fold CV AUROC {:.3}, threshold {:.4} escalates {:.1}%",
         p.rows.len(),
         method.as_str(),
         c.cv_auroc,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use sluice_policy::Policy;
 use sluice_router::eval::agree::Agreement;
-use sluice_router::eval::sample::ShadowSample;
+use sluice_router::eval::sample::{SampleRoute, ShadowSample};
 use sluice_router::{confidence, FeatureValues};
 
 use super::large::LargeAnswer;
@@ -84,20 +84,12 @@ pub fn read_samples(path: &Path, policy: &Policy) -> anyhow::Result<Traffic> {
     let mut seen = HashSet::new();
     let what = "a shadow sample written by `sluice serve --samples-dir`";
     for file in &files {
-        for (line, s) in jsonl::read::<ShadowSample>(file, what)? {
-            let at = || format!("{} line {line}", file.display());
-            let Some(agreement) = s.agreement() else {
-                bail!(
-                    "{}: agree: expected yes, no or unknown, found {:?}",
-                    at(),
-                    s.agree
-                );
-            };
+        for (_, s) in jsonl::read::<ShadowSample>(file, what)? {
             if s.policy != policy.name {
                 t.other_policy += 1;
                 continue;
             }
-            if agreement == Agreement::Unknown {
+            if s.agree == Agreement::Unknown {
                 t.unknown += 1;
                 continue;
             }
@@ -105,12 +97,11 @@ pub fn read_samples(path: &Path, policy: &Policy) -> anyhow::Result<Traffic> {
                 t.repeated += 1;
                 continue;
             }
-            match s.route.as_str() {
-                "local" => t.routes.0 += 1,
-                "remote" => t.routes.1 += 1,
-                other => bail!("{}: route: expected local or remote, found {other:?}", at()),
+            match s.route {
+                SampleRoute::Local => t.routes.0 += 1,
+                SampleRoute::Remote => t.routes.1 += 1,
             }
-            t.rows.push(row(&s, agreement, policy));
+            t.rows.push(row(&s, policy));
             t.prompts.push(Prompt {
                 id: s.id.clone(),
                 messages: s.messages,
@@ -138,7 +129,7 @@ pub fn read_samples(path: &Path, policy: &Policy) -> anyhow::Result<Traffic> {
     Ok(t)
 }
 
-fn row(s: &ShadowSample, agreement: Agreement, policy: &Policy) -> Row {
+fn row(s: &ShadowSample, policy: &Policy) -> Row {
     let values = FeatureValues(
         FEATURES
             .iter()
@@ -152,7 +143,7 @@ fn row(s: &ShadowSample, agreement: Agreement, policy: &Policy) -> Row {
         } else {
             s.task.clone()
         },
-        right: agreement == Agreement::Agree,
+        right: s.agree == Agreement::Agree,
         confidence: confidence(&policy.scoring.weights, &values),
         features: s.features.clone(),
         draft: s.local.clone(),

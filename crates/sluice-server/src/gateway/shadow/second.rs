@@ -8,7 +8,7 @@ use sluice_policy::{GenParams, Message, Policy, Role, Tier};
 use sluice_router::eval::agree::{
     judge_question, judge_verdict, wilson, Agreement, JUDGE_INSTRUCTION,
 };
-use sluice_router::eval::sample::ShadowSample;
+use sluice_router::eval::sample::{SampleRoute, ShadowSample};
 use sluice_upstream::{Completion, UpstreamRequest};
 
 use super::{Side, Skip};
@@ -46,12 +46,12 @@ struct Large {
 }
 
 impl Task {
-    pub async fn run(self, side: Side) {
+    pub async fn run(mut self, side: Side) {
         let name = self.policy.name.clone();
         let metrics = self.gw.metrics().clone();
         let pair = match side {
             Side::Local => self.ask_tier().await.map(|l| (self.text.clone(), l)),
-            Side::Remote => match self.draft.clone() {
+            Side::Remote => match self.draft.take() {
                 Some(draft) => Ok((draft, self.answered_by_tier())),
                 None => self.ask_local().await.map(|t| (t, self.answered_by_tier())),
             },
@@ -84,7 +84,9 @@ impl Task {
         metrics
             .shadow
             .sample(&name, side.as_str(), agreement.as_str(), spent, interval);
-        if let Some(log) = shadows.log.get().cloned() {
+        // The second answer may hold what the request did not: then the sample is not kept.
+        let private = || self.input.private_with(&[&local, &large.text]);
+        if let Some(log) = shadows.log.get().cloned().filter(|_| !private()) {
             let sample = self.sample(side, local, large, agreement);
             if let Err(e) = write(log, sample).await {
                 metrics.shadow.write_error(&name);
@@ -215,7 +217,10 @@ impl Task {
             task: self.input.tags.get("task").cloned().unwrap_or_default(),
             tenant: self.input.tenant,
             policy: self.policy.name.clone(),
-            route: side.as_str().into(),
+            route: match side {
+                Side::Local => SampleRoute::Local,
+                Side::Remote => SampleRoute::Remote,
+            },
             method: d.method.unwrap_or_default().into(),
             confidence: d.confidence.unwrap_or_default(),
             threshold: d.threshold,
@@ -232,7 +237,7 @@ impl Task {
             prompt_tokens: large.prompt_tokens,
             completion_tokens: large.completion_tokens,
             large_cost_usd: large.cost_usd,
-            agree: agreement.as_str().into(),
+            agree: agreement,
         }
     }
 }

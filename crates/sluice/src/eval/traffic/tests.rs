@@ -9,6 +9,7 @@ use crate::calibrate::Target;
 use crate::cli::{DraftRun, LargeArgs};
 use crate::eval::data::tests::file;
 use crate::eval::run::{calibrate, CalibrateArgs};
+use sluice_router::eval::agree::Agreement;
 
 const POLICY: &str = "version: 1\nname: live\nlocal: { model: m, max_tokens: 32 }\n\
     tiers:\n  - { name: large, provider: openai, base_url: \"http://127.0.0.1:9\", model: big, \
@@ -17,7 +18,7 @@ const POLICY: &str = "version: 1\nname: live\nlocal: { model: m, max_tokens: 32 
     weights: { bias: 3.0, mean_logprob: 2.5 }\non_upstream_failure: local\n";
 
 /// A sample of policy `live` whose draft had mean log-probability `x`.
-fn sample(i: usize, x: f64, agree: &str) -> ShadowSample {
+fn sample(i: usize, x: f64, agree: Agreement) -> ShadowSample {
     let confidence = 1.0 / (1.0 + (-(3.0 + 2.5 * x)).exp());
     ShadowSample {
         id: format!("r{i}"),
@@ -25,20 +26,29 @@ fn sample(i: usize, x: f64, agree: &str) -> ShadowSample {
         tenant: "acme".into(),
         policy: "live".into(),
         task: String::new(),
-        route: if confidence >= 0.5 { "local" } else { "remote" }.into(),
+        route: if confidence >= 0.5 {
+            SampleRoute::Local
+        } else {
+            SampleRoute::Remote
+        },
         method: "answer_confidence".into(),
         confidence,
         threshold: 0.5,
         features: BTreeMap::from([("mean_logprob".to_owned(), x), ("turns".to_owned(), 1.0)]),
         messages: vec![Message::new(Role::User, format!("question {i}"))],
         local: "yes".into(),
-        large: if agree == "yes" { "yes" } else { "no" }.into(),
+        large: if agree == Agreement::Agree {
+            "yes"
+        } else {
+            "no"
+        }
+        .into(),
         tier: "large".into(),
         large_model: "big".into(),
         prompt_tokens: 10,
         completion_tokens: 2,
         large_cost_usd: 0.000014,
-        agree: agree.into(),
+        agree,
     }
 }
 
@@ -55,16 +65,16 @@ fn policy(text: &str) -> Policy {
 
 #[test]
 fn judged_samples_of_the_policy_become_rows_labelled_by_agreement() {
-    let mut other = sample(3, -0.1, "yes");
+    let mut other = sample(3, -0.1, Agreement::Agree);
     other.policy = "another".into();
-    let mut tagged = sample(4, -2.0, "no");
+    let mut tagged = sample(4, -2.0, Agreement::Disagree);
     tagged.task = "billing".into();
     let all = [
-        sample(1, -0.1, "yes"),
-        sample(2, -0.2, "unknown"),
+        sample(1, -0.1, Agreement::Agree),
+        sample(2, -0.2, Agreement::Unknown),
         other,
         tagged,
-        sample(1, -0.1, "yes"),
+        sample(1, -0.1, Agreement::Agree),
     ];
     let f = file(&lines(&all));
     let t = read_samples(f.path(), &policy(POLICY)).unwrap();
@@ -87,13 +97,15 @@ fn judged_samples_of_the_policy_become_rows_labelled_by_agreement() {
 
 #[test]
 fn bad_samples_are_refused_with_the_file_and_line() {
-    let mut bad = sample(1, -0.1, "yes");
-    bad.agree = "maybe".into();
-    let f = file(&lines(&[sample(0, 0.0, "yes"), bad]));
-    let e = read_samples(f.path(), &policy(POLICY))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("line 2") && e.contains("found \"maybe\""), "{e}");
+    let mut bad = serde_json::to_value(sample(1, -0.1, Agreement::Agree)).unwrap();
+    bad["agree"] = "maybe".into();
+    let text = lines(&[sample(0, 0.0, Agreement::Agree)]) + &bad.to_string() + "\n";
+    let f = file(&text);
+    let e = format!("{:#}", read_samples(f.path(), &policy(POLICY)).unwrap_err());
+    assert!(
+        e.contains("line 2") && e.contains("`maybe`") && e.contains("`yes`, `no`, `unknown`"),
+        "{e}"
+    );
 
     let f = file("{\"id\":\"x\"}\n");
     let e = format!("{:#}", read_samples(f.path(), &policy(POLICY)).unwrap_err());
@@ -102,7 +114,7 @@ fn bad_samples_are_refused_with_the_file_and_line() {
         "{e}"
     );
 
-    let mut elsewhere = sample(0, 0.0, "yes");
+    let mut elsewhere = sample(0, 0.0, Agreement::Agree);
     elsewhere.policy = "another".into();
     let f = file(&lines(&[elsewhere]));
     let e = read_samples(f.path(), &policy(POLICY))
@@ -125,7 +137,12 @@ fn a_refit_on_traffic_that_disagrees_keeps_fewer_local() {
     let samples: Vec<ShadowSample> = (0..200)
         .map(|i| {
             let x = -3.0 + 3.0 * (i as f64 + 0.5) / 200.0;
-            sample(i, x, if x >= -0.6 { "yes" } else { "no" })
+            let agree = if x >= -0.6 {
+                Agreement::Agree
+            } else {
+                Agreement::Disagree
+            };
+            sample(i, x, agree)
         })
         .collect();
     // Two days' files, read in name order.
