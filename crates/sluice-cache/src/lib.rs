@@ -4,8 +4,8 @@
 //! - [`keys`] turns a request into a [`CacheKey`] that ignores what cannot change the answer
 //!   (surrounding whitespace, line endings, request ids) and keeps everything that can.
 //! - [`LocalCache`] is a byte-bounded in-process cache with a TTL per entry.
-//! - [`RedisClient`] is a minimal RESP2 client (PING, GET, SET PX) with a bounded time per
-//!   operation.
+//! - [`RedisClient`] talks to Redis through the `redis` crate's connection manager (TLS,
+//!   AUTH, scripts) with a bounded time per operation.
 //! - [`TieredCache`] puts the local tier in front of Redis; Redis failures are counted and
 //!   served around, never returned.
 
@@ -20,5 +20,5 @@ pub use keys::{
     normalize_text, response_key, score_key, CacheKey, ResponseKeyInput, ScoreKeyInput,
 };
 pub use local::LocalCache;
-pub use redis::RedisClient;
+pub use redis::{RedisClient, RedisOptions};
 pub use tiered::{CacheStats, Lookup, TieredCache};

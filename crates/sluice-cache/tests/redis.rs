@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_cache::{CacheError, CacheKey, LocalCache, Lookup, RedisClient, TieredCache};
+use sluice_cache::{
+    CacheError, CacheKey, LocalCache, Lookup, RedisClient, RedisOptions, TieredCache,
+};
 use sluice_test_support::RedisServer;
 
 /// The bound under test where Redis goes away or hangs.
@@ -109,7 +111,7 @@ async fn password_and_database_from_the_url_are_used() {
     let wrong = RedisClient::new(&url(":nope@", 0), RELAXED).unwrap();
     let err = wrong.ping().await.unwrap_err();
     assert!(
-        matches!(&err, CacheError::Redis { message } if message.starts_with("WRONGPASS")),
+        matches!(&err, CacheError::Redis { message } if message.starts_with("authentication failed")),
         "{err}"
     );
 }
@@ -215,4 +217,75 @@ async fn a_hung_redis_costs_at_most_the_timeout_and_is_used_again_when_back() {
         other.get(&key(4), TTL).await,
         Lookup::HitRemote(Bytes::from_static(b"x"))
     );
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-cache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn rediss_reaches_a_tls_server_trusting_the_given_ca_and_not_without_it() {
+    let dir = scratch("tls");
+    let Some(server) = RedisServer::start_tls(&dir, &["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let url = server.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let options = |ca_pem: Option<Vec<u8>>| RedisOptions {
+        op_timeout: RELAXED,
+        password: Some("s3cret".into()),
+        ca_pem,
+        ..RedisOptions::default()
+    };
+    let client = RedisClient::open(&url, options(server.tls_ca())).unwrap();
+    client.ping().await.unwrap();
+    client.set_px(b"k", b"over tls", TTL).await.unwrap();
+    assert_eq!(
+        client.get(b"k").await.unwrap(),
+        Some(Bytes::from_static(b"over tls"))
+    );
+    let cache = TieredCache::new(LocalCache::new(1 << 20), Some(client));
+    cache
+        .insert(key(7), Bytes::from_static(b"shared"), TTL)
+        .await;
+    assert_eq!(cache.remote_errors(), 0);
+
+    // The web roots do not know the test CA: the handshake fails, as it must.
+    let untrusting = RedisClient::open(&url, options(None)).unwrap();
+    let err = untrusting.ping().await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::Io { .. } | CacheError::Protocol { .. }),
+        "{err}"
+    );
+    // Plain TCP to the TLS port is no Redis conversation either.
+    let plain =
+        RedisClient::new(&url.replace("rediss://", "redis://:s3cret@"), OP_TIMEOUT).unwrap();
+    assert!(plain.ping().await.is_err());
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_password_from_the_options_is_used_when_the_url_has_none() {
+    let Some(server) = RedisServer::start(&["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let with = |password: &str| {
+        RedisClient::open(
+            &server.url(),
+            RedisOptions {
+                op_timeout: RELAXED,
+                password: Some(password.into()),
+                ..RedisOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    with("s3cret").ping().await.unwrap();
+    let err = with("nope").ping().await.unwrap_err();
+    assert!(err.to_string().contains("authentication failed"), "{err}");
 }

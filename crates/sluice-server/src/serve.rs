@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sluice_cache::RedisClient;
+use sluice_cache::{RedisClient, RedisOptions};
 use sluice_proto::v1::admin_server::AdminServer;
 use sluice_proto::v1::router_server::{RouterServer, SERVICE_NAME};
 use sluice_router::LocalModel;
@@ -34,8 +34,15 @@ pub struct ServeConfig {
     pub http_listen: Option<String>,
     /// API keys → tenants; off when it holds no tenants file.
     pub auth: Auth,
-    /// `redis://host:port` of a cache tier shared by replicas.
+    /// `redis://host:port` (or `rediss://` for TLS) of the cache tier and spend ledger shared
+    /// by replicas.
     pub redis_url: Option<String>,
+    /// AUTH user name and password when the URL carries none.
+    pub redis_username: Option<String>,
+    pub redis_password: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate, for `rediss://` with a
+    /// private CA; `None`: the built-in web roots.
+    pub redis_ca: Option<std::path::PathBuf>,
     /// Poll the policy file or directory this often and reload when it changed; `None`: only
     /// on `Admin.ReloadPolicy`.
     pub watch_interval: Option<Duration>,
@@ -54,6 +61,32 @@ pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
 
 /// Bound on each Redis operation: past it the request goes on without the shared tier.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The shared tier's client, when a URL is configured. The CA file is read here, so a wrong
+/// path stops the start with its name rather than failing every handshake later.
+fn redis_client(config: &ServeConfig) -> Result<Option<RedisClient>, ServeError> {
+    let Some(url) = config.redis_url.as_deref() else {
+        return Ok(None);
+    };
+    let ca_pem = config
+        .redis_ca
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path).map_err(|e| {
+                ServeError::Redis(format!("cannot read the CA file {}: {e}", path.display()))
+            })
+        })
+        .transpose()?;
+    let options = RedisOptions {
+        op_timeout: REDIS_TIMEOUT,
+        username: config.redis_username.clone(),
+        password: config.redis_password.clone(),
+        ca_pem,
+    };
+    RedisClient::open(url, options)
+        .map(Some)
+        .map_err(|e| ServeError::Redis(e.to_string()))
+}
 
 /// Loads the local model; runs in the background after the listeners are up.
 pub type LocalLoader =
@@ -171,12 +204,7 @@ pub async fn start(
     let upstream = UpstreamClient::new()
         .map_err(|e| ServeError::Upstream(e.to_string()))?
         .with_guard(Arc::new(TierGuards::new()));
-    let redis = config
-        .redis_url
-        .as_deref()
-        .map(|url| RedisClient::new(url, REDIS_TIMEOUT))
-        .transpose()
-        .map_err(|e| ServeError::Redis(e.to_string()))?;
+    let redis = redis_client(&config)?;
     let gw = Gateway::new(
         policies,
         upstream,

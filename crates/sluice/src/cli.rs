@@ -46,9 +46,15 @@ pub enum Command {
         /// Tenants file (API keys → tenants); without it authentication is off.
         #[arg(long, env = "SLUICE_TENANTS")]
         tenants: Option<PathBuf>,
-        /// Shared cache tier for several replicas, e.g. redis://127.0.0.1:6379.
+        /// Redis shared by replicas (response cache and spend ledger), e.g.
+        /// redis://127.0.0.1:6379 or rediss://user:password@host:6380/0 (TLS). AUTH without
+        /// the password in the URL: set SLUICE_REDIS_PASSWORD (and SLUICE_REDIS_USERNAME).
         #[arg(long, env = "SLUICE_REDIS_URL")]
         redis_url: Option<String>,
+        /// PEM file of the CA that signed the Redis server's certificate (rediss:// with a
+        /// private CA); default: the built-in web roots.
+        #[arg(long, env = "SLUICE_REDIS_CA")]
+        redis_ca: Option<PathBuf>,
         /// Check the policy file or directory this often (seconds) and reload it when it
         /// changed; 0 turns watching off (Admin.ReloadPolicy still works).
         #[arg(long, env = "SLUICE_POLICY_WATCH_SECS", default_value_t = 2.0, value_parser = seconds)]

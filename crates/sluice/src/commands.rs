@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             model,
             tenants,
             redis_url,
+            redis_ca,
             policy_watch_secs,
             drain_secs,
             http_max_connections,
@@ -41,6 +42,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 http_listen: (http_listen != "off").then_some(http_listen),
                 auth: sluice_server::auth::Auth::default(),
                 redis_url,
+                // Read from the environment only: a password on the command line shows in
+                // process lists.
+                redis_username: std::env::var("SLUICE_REDIS_USERNAME").ok(),
+                redis_password: std::env::var("SLUICE_REDIS_PASSWORD").ok(),
+                redis_ca,
                 watch_interval: (policy_watch_secs > 0.0)
                     .then(|| std::time::Duration::from_secs_f64(policy_watch_secs)),
                 drain: std::time::Duration::from_secs_f64(drain_secs),

@@ -1,4 +1,6 @@
-//! `redis://[[user]:password@]host[:port][/db]` parsing, and masking passwords for messages.
+//! `redis[s]://[[user]:password@]host[:port][/db]` checking, with messages that name the
+//! wrong part, and masking passwords for messages. The `redis` crate parses the URL again to
+//! connect; this check exists for its messages and to know the address and scheme.
 
 use crate::error::CacheError;
 
@@ -12,6 +14,8 @@ pub(crate) struct RedisUrl {
     pub username: Option<Vec<u8>>,
     pub password: Option<Vec<u8>>,
     pub db: u32,
+    /// `rediss://`: TLS.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for RedisUrl {
@@ -25,6 +29,7 @@ impl std::fmt::Debug for RedisUrl {
             )
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("db", &self.db)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -46,19 +51,19 @@ pub(crate) fn parse(url: &str) -> Result<RedisUrl, CacheError> {
         url: redact(url),
         message,
     };
-    let rest = match url.split_once("://") {
-        Some(("redis", rest)) => rest,
-        Some(("rediss", _)) => {
-            return Err(bad(
-                "expected scheme `redis://`, found `rediss://` (tls is not supported)".into(),
-            ))
-        }
+    let (tls, rest) = match url.split_once("://") {
+        Some(("redis", rest)) => (false, rest),
+        Some(("rediss", rest)) => (true, rest),
         Some((scheme, _)) => {
             return Err(bad(format!(
-                "expected scheme `redis://`, found `{scheme}://`"
+                "expected scheme `redis://` or `rediss://` (tls), found `{scheme}://`"
             )))
         }
-        None => return Err(bad("expected a url starting with `redis://`".into())),
+        None => {
+            return Err(bad(
+                "expected a url starting with `redis://` or `rediss://`".into(),
+            ))
+        }
     };
     if rest.contains(['?', '#']) {
         return Err(bad(
@@ -106,6 +111,7 @@ pub(crate) fn parse(url: &str) -> Result<RedisUrl, CacheError> {
         username,
         password,
         db,
+        tls,
     })
 }
 
@@ -130,7 +136,7 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() {
-        return Err("expected a host after `redis://`, found none".into());
+        return Err("expected a host after `://`, found none".into());
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -211,12 +217,19 @@ mod tests {
         let u = parse("redis://app:pw@[::1]:6000/1").unwrap();
         assert_eq!(u.username.as_deref(), Some(&b"app"[..]));
         assert_eq!(u.addr(), "[::1]:6000");
+        assert!(!u.tls);
+    }
+
+    #[test]
+    fn rediss_means_tls() {
+        let u = parse("rediss://:pw@cache.example:6380").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.addr(), "cache.example:6380");
     }
 
     #[test]
     fn errors_name_the_wrong_part_and_hide_the_password() {
         assert!(message("http://h").contains("found `http://`"));
-        assert!(message("rediss://h").contains("tls is not supported"));
         assert!(message("127.0.0.1:6379").contains("starting with `redis://`"));
         assert!(message("redis://h:99999").contains("found `99999`"));
         assert!(message("redis://h:0").contains("found `0`"));

@@ -92,13 +92,8 @@ impl Gateway {
             grpc_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
             http_listen: None,
-            auth: Default::default(),
-            redis_url: None,
-            watch_interval: None,
             drain: std::time::Duration::ZERO,
-            http_max_connections: None,
-            samples: None,
-            distill: None,
+            ..ServeConfig::default()
         };
         let loader: sluice_server::serve::LocalLoader =
             Box::new(move || async move { Ok(model as Arc<dyn LocalModel>) }.boxed());
