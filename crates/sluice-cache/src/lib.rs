@@ -15,6 +15,8 @@ pub mod local;
 pub mod redis;
 pub mod tiered;
 
+/// A Lua script for [`RedisClient::eval`].
+pub use ::redis::Script;
 pub use error::CacheError;
 pub use keys::{
     normalize_text, response_key, score_key, CacheKey, ResponseKeyInput, ScoreKeyInput,

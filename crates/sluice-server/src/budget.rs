@@ -2,9 +2,16 @@
 //! [`BudgetCaps`].
 //!
 //! The ledger lives in the gateway rather than in a policy, so a policy reload changes the
-//! caps but keeps what tenants have spent. It is in memory only: a restart starts from zero.
+//! caps but keeps what tenants have spent. [`SpendLedger`] is one replica's, in memory (a
+//! restart starts from zero); [`Ledger`] puts it behind the Redis ledger that replicas share
+//! when there is one.
 
 pub(crate) mod civil;
+mod ledger;
+mod shared;
+
+pub use ledger::{Hold, Ledger, LedgerHealth};
+pub use shared::SharedLedger;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,8 +32,9 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// Each tenant keeps only its current day and month: the first access in a new period resets
 /// that period's total, so memory grows with the number of tenants, never with time.
 ///
-/// [`check`](Self::check) and [`record`](Self::record) are separate steps, so escalations
-/// running concurrently for one tenant may together overshoot a cap by what they cost.
+/// [`reserve`](Self::reserve) checks the caps and adds an escalation's estimated cost in one
+/// step, and [`adjust`](Self::adjust) settles it to what it cost, so escalations running
+/// concurrently for one tenant overshoot a cap by at most one reservation.
 pub struct SpendLedger {
     clock: Clock,
     tenants: Mutex<HashMap<String, TenantSpend>>,
@@ -118,7 +126,7 @@ struct TenantSpend {
 }
 
 impl TenantSpend {
-    fn empty(now: &Now) -> Self {
+    fn empty(now: &Period) -> Self {
         TenantSpend {
             day: now.day,
             day_usd: 0.0,
@@ -133,7 +141,7 @@ impl TenantSpend {
     }
 
     /// Drop the totals of periods that are over.
-    fn roll(&mut self, now: &Now) {
+    fn roll(&mut self, now: &Period) {
         if self.day != now.day {
             self.day = now.day;
             self.day_usd = 0.0;
@@ -146,10 +154,72 @@ impl TenantSpend {
     }
 }
 
-/// The current UTC day, read once per call.
-struct Now {
+/// A UTC day and the month it is in: the periods a charge counts towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Period {
+    /// Days since 1970-01-01 UTC.
     day: i64,
     date: Civil,
+}
+
+impl Period {
+    /// The period `t` falls in.
+    pub fn at(t: SystemTime) -> Self {
+        let day = unix_day(t);
+        Period {
+            day,
+            date: civil_from_days(day),
+        }
+    }
+
+    /// `2026-11-29`.
+    pub fn day_string(&self) -> String {
+        self.date.day_string()
+    }
+
+    /// `2026-11`.
+    pub fn month_string(&self) -> String {
+        self.date.month_string()
+    }
+}
+
+/// The first cap of `caps` that `spent` reached in `period`, daily before monthly: a cap is
+/// reached when the spend is ≥ the cap, so spending exactly the cap exhausts it; a `None` cap
+/// never stops anything.
+pub(crate) fn exhausted_by(
+    tenant: &str,
+    caps: &BudgetCaps,
+    spent: Spent,
+    period: &Period,
+) -> Option<Exhausted> {
+    let exhausted = |cap, limit_usd, spent_usd, period| Exhausted {
+        tenant: tenant.to_owned(),
+        cap,
+        limit_usd,
+        spent_usd,
+        period,
+    };
+    if let Some(limit) = caps.daily_usd {
+        if spent.day_usd >= limit {
+            return Some(exhausted(
+                CapKind::Daily,
+                limit,
+                spent.day_usd,
+                period.day_string(),
+            ));
+        }
+    }
+    if let Some(limit) = caps.monthly_usd {
+        if spent.month_usd >= limit {
+            return Some(exhausted(
+                CapKind::Monthly,
+                limit,
+                spent.month_usd,
+                period.month_string(),
+            ));
+        }
+    }
+    None
 }
 
 impl SpendLedger {
@@ -172,21 +242,67 @@ impl SpendLedger {
         if !usd.is_finite() || usd <= 0.0 {
             return;
         }
-        let now = self.now();
+        let now = self.period();
         let mut tenants = self.lock();
-        if let Some(spend) = tenants.get_mut(tenant) {
-            spend.roll(&now);
-            spend.add(usd);
-        } else {
-            let mut spend = TenantSpend::empty(&now);
-            spend.add(usd);
-            tenants.insert(tenant.to_owned(), spend);
+        Self::entry(&mut tenants, tenant, &now).add(usd);
+    }
+
+    /// Checks `caps` and, when they allow another escalation, adds its estimated cost `usd`
+    /// to the tenant's totals in the same step; returns the period it was added to, for
+    /// [`adjust`](Self::adjust). A NaN, infinite or negative estimate reserves nothing.
+    pub fn reserve(&self, tenant: &str, caps: &BudgetCaps, usd: f64) -> Result<Period, Exhausted> {
+        let now = self.period();
+        let mut tenants = self.lock();
+        let spend = Self::entry(&mut tenants, tenant, &now);
+        let spent = Spent {
+            day_usd: spend.day_usd,
+            month_usd: spend.month_usd,
+        };
+        if let Some(exhausted) = exhausted_by(tenant, caps, spent, &now) {
+            return Err(exhausted);
         }
+        if usd.is_finite() && usd > 0.0 {
+            spend.add(usd);
+        }
+        Ok(now)
+    }
+
+    /// Adds `delta_usd` (negative when a reservation settles lower than reserved) to the
+    /// tenant's totals of `period`, where that period is still the current one (a later day
+    /// or month starts from zero anyway). Totals never go below zero; NaN and infinite
+    /// deltas are ignored.
+    pub fn adjust(&self, tenant: &str, period: &Period, delta_usd: f64) {
+        if !delta_usd.is_finite() || delta_usd == 0.0 {
+            return;
+        }
+        let now = self.period();
+        let mut tenants = self.lock();
+        let spend = Self::entry(&mut tenants, tenant, &now);
+        if spend.day == period.day {
+            spend.day_usd = (spend.day_usd + delta_usd).max(0.0);
+        }
+        if spend.month == period.date.month_index() {
+            spend.month_usd = (spend.month_usd + delta_usd).max(0.0);
+        }
+    }
+
+    /// Sets the tenant's totals of `period`, if it is the current one, to `spent`: what the
+    /// shared ledger said at its last answer, so that, should it become unreachable, this
+    /// replica goes on from there rather than from its own spend alone.
+    pub fn mirror(&self, tenant: &str, period: &Period, spent: Spent) {
+        let now = self.period();
+        if now != *period {
+            return;
+        }
+        let mut tenants = self.lock();
+        let spend = Self::entry(&mut tenants, tenant, &now);
+        spend.day_usd = spent.day_usd;
+        spend.month_usd = spent.month_usd;
     }
 
     /// What `tenant` spent in the current UTC day and month.
     pub fn spent(&self, tenant: &str) -> Spent {
-        let now = self.now();
+        let now = self.period();
         self.spent_at(tenant, &now)
     }
 
@@ -194,39 +310,30 @@ impl SpendLedger {
     /// reached, daily checked before monthly. A cap is reached when the spend is ≥ the cap,
     /// so spending exactly the cap exhausts it. A `None` cap never stops anything.
     pub fn check(&self, tenant: &str, caps: &BudgetCaps) -> Result<(), Exhausted> {
-        let now = self.now();
+        let now = self.period();
         let spent = self.spent_at(tenant, &now);
-        let exhausted = |cap, limit_usd, spent_usd, period| Exhausted {
-            tenant: tenant.to_owned(),
-            cap,
-            limit_usd,
-            spent_usd,
-            period,
-        };
-        if let Some(limit) = caps.daily_usd {
-            if spent.day_usd >= limit {
-                return Err(exhausted(
-                    CapKind::Daily,
-                    limit,
-                    spent.day_usd,
-                    now.date.day_string(),
-                ));
-            }
-        }
-        if let Some(limit) = caps.monthly_usd {
-            if spent.month_usd >= limit {
-                return Err(exhausted(
-                    CapKind::Monthly,
-                    limit,
-                    spent.month_usd,
-                    now.date.month_string(),
-                ));
-            }
-        }
-        Ok(())
+        exhausted_by(tenant, caps, spent, &now).map_or(Ok(()), Err)
     }
 
-    fn spent_at(&self, tenant: &str, now: &Now) -> Spent {
+    /// The current UTC period on this ledger's clock.
+    pub fn period(&self) -> Period {
+        Period::at((self.clock)())
+    }
+
+    /// The tenant's totals, rolled to `now`, created empty if missing.
+    fn entry<'a>(
+        tenants: &'a mut HashMap<String, TenantSpend>,
+        tenant: &str,
+        now: &Period,
+    ) -> &'a mut TenantSpend {
+        let spend = tenants
+            .entry(tenant.to_owned())
+            .or_insert_with(|| TenantSpend::empty(now));
+        spend.roll(now);
+        spend
+    }
+
+    fn spent_at(&self, tenant: &str, now: &Period) -> Spent {
         let mut tenants = self.lock();
         let Some(spend) = tenants.get_mut(tenant) else {
             return Spent::default();
@@ -240,14 +347,6 @@ impl SpendLedger {
         Spent {
             day_usd: spend.day_usd,
             month_usd: spend.month_usd,
-        }
-    }
-
-    fn now(&self) -> Now {
-        let day = unix_day((self.clock)());
-        Now {
-            day,
-            date: civil_from_days(day),
         }
     }
 

@@ -41,8 +41,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Set once a stop was asked for: `/readyz` answers 503 while requests are still served.
     draining: std::sync::atomic::AtomicBool,
-    /// Escalation spend per tenant, for budgets; outlives policy reloads.
-    ledger: crate::budget::SpendLedger,
+    /// Escalation spend per tenant, for budgets (in Redis when the caches have it); outlives
+    /// policy reloads.
+    ledger: crate::budget::Ledger,
     /// Places on the local model; outlives policy reloads.
     admission: Arc<admission::LocalAdmission>,
     /// Shadow calls in flight and each policy's shadow window; outlive policy reloads.
@@ -58,6 +59,14 @@ impl Gateway {
         caches: Caches,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let ledger = crate::budget::Ledger::new(
+            crate::budget::SpendLedger::new(),
+            caches
+                .redis()
+                .cloned()
+                .map(crate::budget::SharedLedger::new),
+            metrics.ledger.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 policies,
@@ -66,7 +75,7 @@ impl Gateway {
                 caches,
                 admission: admission::LocalAdmission::new(metrics.local_queue.clone()),
                 metrics,
-                ledger: crate::budget::SpendLedger::new(),
+                ledger,
                 shadows: shadow::Shadows::default(),
                 distill: OnceLock::new(),
                 draining: std::sync::atomic::AtomicBool::new(false),

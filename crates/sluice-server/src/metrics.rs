@@ -108,6 +108,7 @@ pub struct Metrics {
     pub local_busy: Family<ActionLabel, Counter>,
     pub gen_ai: gen_ai::GenAiMetrics,
     pub shadow: shadow::ShadowMetrics,
+    pub ledger: crate::budget::LedgerHealth,
     /// Redis errors already counted, so each scrape adds only the new ones.
     cache_remote_errors_seen: AtomicU64,
 }
@@ -227,6 +228,19 @@ impl Metrics {
         gen_ai.register(&mut registry);
         let shadow = shadow::ShadowMetrics::default();
         shadow.register(&mut registry);
+        let ledger = crate::budget::LedgerHealth::default();
+        registry.register(
+            "sluice_budget_ledger_degraded",
+            "1 while the spend ledger shared in Redis cannot be reached (each replica then \
+             enforces budgets from the last shared totals plus its own spend, and adds what it \
+             charged once Redis is back); 0 otherwise or without Redis",
+            ledger.degraded.clone(),
+        );
+        registry.register(
+            "sluice_budget_ledger_errors",
+            "Operations on the shared spend ledger in Redis that failed or timed out",
+            ledger.errors.clone(),
+        );
         Self {
             registry,
             requests,
@@ -247,6 +261,7 @@ impl Metrics {
             local_busy,
             gen_ai,
             shadow,
+            ledger,
             cache_remote_errors_seen: AtomicU64::new(0),
         }
     }

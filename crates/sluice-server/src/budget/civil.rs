@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const SECS_PER_DAY: i64 = 86_400;
 
 /// A UTC calendar date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Civil {
     pub year: i64,
     /// 1..=12.

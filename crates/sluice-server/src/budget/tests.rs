@@ -346,3 +346,75 @@ fn cap_kinds_have_names() {
     assert_eq!(CapKind::Daily.as_str(), "daily");
     assert_eq!(CapKind::Monthly.as_str(), "monthly");
 }
+
+// --- reservations ---
+
+#[test]
+fn a_reservation_counts_until_settled_to_the_real_cost() {
+    let (ledger, _) = ledger_at(at(2026, 12, 6, 10, 0, 0));
+    let c = caps(Some(1.0), None);
+    let period = ledger.reserve("acme", &c, 0.75).unwrap();
+    assert_eq!(ledger.spent("acme"), spent(0.75, 0.75));
+    // A second escalation still fits under the cap (0.75 < 1.0) and reserves too.
+    let second = ledger.reserve("acme", &c, 0.75).unwrap();
+    // The cap is now reached by reservations alone: a third is refused before any cost.
+    let err = ledger.reserve("acme", &c, 0.75).unwrap_err();
+    assert_eq!((err.cap, err.spent_usd), (CapKind::Daily, 1.5));
+    // Both settle lower than reserved: what they cost is what stays.
+    ledger.adjust("acme", &period, 0.1 - 0.75);
+    ledger.adjust("acme", &second, 0.2 - 0.75);
+    let s = ledger.spent("acme");
+    assert!((s.day_usd - 0.3).abs() < 1e-12, "{s:?}");
+    assert!(ledger.reserve("acme", &c, 0.75).is_ok());
+}
+
+#[test]
+fn concurrent_reservations_overshoot_by_at_most_one() {
+    let (ledger, _) = ledger_at(at(2026, 12, 6, 10, 0, 0));
+    let ledger = Arc::new(ledger);
+    let c = caps(Some(1.0), None);
+    let granted = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    if ledger.reserve("acme", &c, 0.03).is_ok() {
+                        granted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    // 0.03 each under a cap of 1.0: 34 fit (33 × 0.03 = 0.99 < 1.0), never more.
+    assert_eq!(granted.load(Ordering::SeqCst), 34);
+    assert!(ledger.spent("acme").day_usd < 1.0 + 0.03 + 1e-9);
+}
+
+#[test]
+fn a_settle_after_midnight_leaves_the_new_day_alone() {
+    let (ledger, clock) = ledger_at(at(2026, 12, 6, 23, 59, 59));
+    let c = caps(Some(10.0), Some(100.0));
+    let period = ledger.reserve("acme", &c, 2.0).unwrap();
+    clock.set(at(2026, 12, 7, 0, 0, 1));
+    ledger.adjust("acme", &period, 1.0);
+    // The new day starts from zero; the month (same one) takes the correction.
+    assert_eq!(ledger.spent("acme"), spent(0.0, 3.0));
+    // Nothing goes below zero, and NaN changes nothing.
+    ledger.adjust("acme", &ledger.period(), -50.0);
+    ledger.adjust("acme", &ledger.period(), f64::NAN);
+    assert_eq!(ledger.spent("acme"), spent(0.0, 0.0));
+}
+
+#[test]
+fn the_mirror_of_shared_totals_is_set_only_for_the_current_period() {
+    let (ledger, clock) = ledger_at(at(2026, 12, 6, 12, 0, 0));
+    let today = ledger.period();
+    ledger.record("acme", 1.0);
+    ledger.mirror("acme", &today, spent(5.0, 7.5));
+    assert_eq!(ledger.spent("acme"), spent(5.0, 7.5));
+    ledger.mirror("acme", &today, spent(0.5, 3.0));
+    assert_eq!(ledger.spent("acme"), spent(0.5, 3.0));
+    clock.set(at(2026, 12, 7, 12, 0, 0));
+    ledger.mirror("acme", &today, spent(9.0, 9.0));
+    assert_eq!(ledger.spent("acme"), spent(0.0, 3.0));
+}

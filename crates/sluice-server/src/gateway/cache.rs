@@ -108,6 +108,11 @@ impl Caches {
         }
     }
 
+    /// The shared tier's client, when there is one (the spend ledger uses it too).
+    pub fn redis(&self) -> Option<&RedisClient> {
+        self.redis.as_ref()
+    }
+
     /// Total Redis errors so far, over every policy's cache.
     pub fn remote_errors(&self) -> u64 {
         let live: u64 = self.lock().values().map(|c| c.remote_errors()).sum();

@@ -169,7 +169,7 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
-        if !self.budget_allows(&policy, input)? {
+        let Some(hold) = self.reserve_budget(&policy, input, only.as_deref()).await? else {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;
             info.reason = Reason::Budget.as_str();
@@ -178,11 +178,13 @@ impl Gateway {
                 .await?;
             let meta = self.local_meta(&policy, input, info, &answer, false, timings);
             return Ok((finish(answer.text, meta, started), Vec::new(), None));
-        }
+        };
+        // A caller that hangs up while the tier works drops this future with the hold: the
+        // reservation then stays charged, the most the escalation could have cost.
         match self.escalate(&policy, input, only.as_deref()).await {
             Ok((c, tier, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
-                self.charge(input, c.cost_usd);
+                self.settle(hold, c.cost_usd).await;
                 let done = RemoteFinish {
                     model: c.model,
                     finish_reason: c.finish_reason,
@@ -196,6 +198,8 @@ impl Gateway {
             }
             Err((failure, upstream_ms)) => {
                 timings.upstream_ms = upstream_ms;
+                // No tier answered: nothing to pay.
+                self.settle(hold, 0.0).await;
                 // No fallback when the policy says so, or when there is no draft to fall back
                 // on and the caller's deadline leaves no time to generate one.
                 if policy.on_upstream_failure == OnUpstreamFailure::Error

@@ -58,7 +58,10 @@ impl ChainFailure {
 }
 
 /// The chain to try: every tier in order, or only the one a rule named.
-fn tiers<'p>(policy: &'p Policy, only: Option<&'p str>) -> impl Iterator<Item = &'p Tier> {
+pub(super) fn tiers<'p>(
+    policy: &'p Policy,
+    only: Option<&'p str>,
+) -> impl Iterator<Item = &'p Tier> {
     policy
         .tiers
         .iter()

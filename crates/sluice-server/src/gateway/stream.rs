@@ -182,7 +182,7 @@ impl Gateway {
         if policy.shadow.is_some() {
             out.escalated_draft = draft.as_ref().map(|d| d.text.clone());
         }
-        if !self.budget_allows(&policy, input)? {
+        let Some(hold) = self.reserve_budget(&policy, input, only.as_deref()).await? else {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;
             info.reason = Reason::Budget.as_str();
@@ -198,12 +198,14 @@ impl Gateway {
                 out.delta(piece).await?;
             }
             return out.end(meta).await;
-        }
+        };
         let t = Instant::now();
         let (open, tier) = match self.open_stream(&policy, input, only.as_deref()).await {
             Ok(opened) => opened,
             Err(failure) => {
                 timings.upstream_ms = ms(t.elapsed());
+                // No tier answered: nothing to pay.
+                self.settle(hold, 0.0).await;
                 // No fallback when the policy says so, or when there is no draft to fall back
                 // on and the caller's deadline leaves no time to generate one.
                 if policy.on_upstream_failure == OnUpstreamFailure::Error
@@ -245,7 +247,8 @@ impl Gateway {
                 Ok(StreamEvent::Delta(text)) => {
                     received_chars += text.len();
                     if let Err(stop) = out.delta(text).await {
-                        self.charge_unfinished(input, &tier, received_chars);
+                        self.settle_unfinished(hold, input, &tier, received_chars)
+                            .await;
                         return Err(stop);
                     }
                 }
@@ -258,7 +261,7 @@ impl Gateway {
                     timings.upstream_ms = ms(t.elapsed());
                     let tokens = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
                     self.metrics().gen_ai_call(&tier, t, None, tokens);
-                    self.charge(input, cost_usd);
+                    self.settle(hold, cost_usd).await;
                     let done = RemoteFinish {
                         model,
                         finish_reason,
@@ -269,14 +272,16 @@ impl Gateway {
                     return out.end(meta).await;
                 }
                 Err(e) => {
-                    self.charge_unfinished(input, &tier, received_chars);
+                    self.settle_unfinished(hold, input, &tier, received_chars)
+                        .await;
                     let class = super::escalate::status_label(&e);
                     self.metrics().gen_ai_call(&tier, t, Some(class), None);
                     return Err(out.cut(e).into());
                 }
             }
         }
-        self.charge_unfinished(input, &tier, received_chars);
+        self.settle_unfinished(hold, input, &tier, received_chars)
+            .await;
         Err(out
             .cut(format!(
                 "tier {} ended the stream without finishing",
