@@ -9,6 +9,7 @@ use tonic::{Request, Status};
 
 use crate::error::GatewayError;
 use crate::gateway::types::ChatInput;
+use crate::telemetry::{record_error, request_span, HeaderExtractor};
 
 /// The authenticated caller, put into each request's extensions by [`Auth::intercept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +70,30 @@ impl Auth {
         self.tenants.as_ref().is_none_or(|t| t.has_admins())
     }
 
-    /// A tonic interceptor for the Router service: checks a tenant key and records the caller.
+    /// A tonic interceptor for the Router service: starts the request's trace span (parent
+    /// from the caller's `traceparent`), checks a tenant key in its `sluice.auth` child, and
+    /// records the caller and the span for the handler.
     pub fn intercept(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.caller(grpc_key(req.metadata()))?;
+        let operation = match req.extensions().get::<tonic::GrpcMethod>() {
+            Some(m) if m.method() == "Score" => "score",
+            _ => "chat",
+        };
+        let headers = req.metadata().clone().into_headers();
+        let span = request_span(&HeaderExtractor(&headers), operation);
+        let checked = span.in_scope(|| {
+            let _auth = tracing::info_span!("sluice.auth").entered();
+            self.caller(grpc_key(req.metadata()))
+        });
+        let caller = match checked {
+            Ok(caller) => caller,
+            Err(e) => {
+                record_error(&span, e.kind());
+                return Err(e.into());
+            }
+        };
+        span.record("sluice.tenant", caller.tenant.as_str());
         req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(RequestSpan(span));
         Ok(req)
     }
 
@@ -148,6 +169,22 @@ pub fn presented_key<'a>(
 fn grpc_key(md: &tonic::metadata::MetadataMap) -> Option<&str> {
     let get = |name| md.get(name).and_then(|v| v.to_str().ok());
     presented_key(get("authorization"), get("x-api-key"))
+}
+
+/// The trace span the interceptor started for a request.
+#[derive(Debug, Clone)]
+pub struct RequestSpan(pub tracing::Span);
+
+/// The request's trace span: the interceptor's, or a new one (parent from the metadata's
+/// `traceparent`) where none ran.
+pub fn span_of<T>(req: &Request<T>, operation: &'static str) -> tracing::Span {
+    match req.extensions().get::<RequestSpan>() {
+        Some(RequestSpan(span)) => span.clone(),
+        None => {
+            let headers = req.metadata().clone().into_headers();
+            request_span(&HeaderExtractor(&headers), operation)
+        }
+    }
 }
 
 /// The caller recorded by the interceptor (anonymous when none ran, as in unit tests).

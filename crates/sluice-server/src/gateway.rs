@@ -11,6 +11,7 @@ pub mod limits;
 mod policy_store;
 mod shadow;
 mod stream;
+mod trace;
 pub mod types;
 
 use std::sync::{Arc, OnceLock};
@@ -50,6 +51,8 @@ struct Inner {
     shadows: shadow::Shadows,
     /// Where distillation examples are written (`--distill-dir`); unset: nowhere.
     distill: OnceLock<Arc<crate::records::RecordLog>>,
+    /// Put prompts and answers in trace spans (`--trace-content`).
+    trace_content: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -78,6 +81,7 @@ impl Gateway {
                 ledger,
                 shadows: shadow::Shadows::default(),
                 distill: OnceLock::new(),
+                trace_content: std::sync::atomic::AtomicBool::new(false),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }

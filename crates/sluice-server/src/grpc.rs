@@ -9,11 +9,14 @@ use sluice_proto::v1::admin_server::Admin;
 use sluice_proto::v1::router_server::Router;
 use tonic::{Request, Response, Status};
 
-use crate::auth::caller_of;
+use tracing::Instrument;
+
+use crate::auth::{caller_of, span_of};
 use crate::convert::{chat_response, final_chunk, grpc_timeout, score_response};
 use crate::error::GatewayError;
 use crate::gateway::types::{ChatInput, StreamItem};
 use crate::gateway::Gateway;
+use crate::telemetry::{record_answer, record_error};
 
 /// `sluice.v1.Router`.
 #[derive(Debug, Clone)]
@@ -54,9 +57,20 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
+        let span = span_of(&request, "chat");
         let input = chat_input(request)?;
-        let out = self.gw.chat(input).await?;
-        Ok(Response::new(chat_response(out.text, out.meta)))
+        self.gw.trace_content(&span, &input);
+        match self.gw.chat(input).instrument(span.clone()).await {
+            Ok(out) => {
+                record_answer(&span, &out.meta);
+                self.gw.trace_answer(&span, &out.text);
+                Ok(Response::new(chat_response(out.text, out.meta)))
+            }
+            Err(e) => {
+                record_error(&span, e.kind());
+                Err(e.into())
+            }
+        }
     }
 
     type ChatStreamStream = ChunkStream;
@@ -65,12 +79,17 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
+        let span = span_of(&request, "chat");
         let input = chat_input(request)?;
+        self.gw.trace_content(&span, &input);
         let request_id = input.request_id.clone();
-        let mut items = self.gw.chat_stream(input);
+        let mut items = span.in_scope(|| self.gw.chat_stream(input));
         // Errors that come before any text fail the call itself, so clients see a plain status.
         let first = match items.next().await {
-            Some(Err(e)) => return Err(e.into()),
+            Some(Err(e)) => {
+                record_error(&span, e.kind());
+                return Err(e.into());
+            }
             other => other,
         };
         let chunks = futures::stream::iter(first)
@@ -81,8 +100,14 @@ impl Router for RouterService {
                     delta,
                     ..Default::default()
                 }),
-                Ok(StreamItem::End(meta)) => Ok(final_chunk(*meta)),
-                Err(e) => Err(Status::from(e)),
+                Ok(StreamItem::End(meta)) => {
+                    record_answer(&span, &meta);
+                    Ok(final_chunk(*meta))
+                }
+                Err(e) => {
+                    record_error(&span, e.kind());
+                    Err(Status::from(e))
+                }
             });
         Ok(Response::new(Box::pin(chunks)))
     }
@@ -91,9 +116,11 @@ impl Router for RouterService {
         &self,
         request: Request<pb::ScoreRequest>,
     ) -> Result<Response<pb::ScoreResponse>, Status> {
+        let span = span_of(&request, "score");
         let caller = caller_of(&request);
         let input = caller.attribute(ChatInput::try_from(request.into_inner())?);
-        let out = self.gw.score(input).await?;
+        let out = self.gw.score(input).instrument(span.clone()).await;
+        let out = out.inspect_err(|e| record_error(&span, e.kind()))?;
         Ok(Response::new(score_response(out)))
     }
 }

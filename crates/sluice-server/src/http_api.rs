@@ -18,6 +18,8 @@ use crate::auth::{presented_key, Auth, Caller};
 use crate::error::GatewayError;
 use crate::gateway::types::AnswerMeta;
 use crate::gateway::Gateway;
+use crate::telemetry::{record_answer, record_error, request_span, HeaderExtractor};
+use tracing::Instrument;
 
 #[derive(Debug, Clone)]
 struct Api {
@@ -113,7 +115,13 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&api, &headers)?;
+    let span = request_span(&HeaderExtractor(&headers), "chat");
+    let checked = span.in_scope(|| {
+        let _auth = tracing::info_span!("sluice.auth").entered();
+        caller(&api, &headers)
+    });
+    let caller = checked.inspect_err(|e| record_error(&span, e.kind()))?;
+    span.record("sluice.tenant", caller.tenant.as_str());
     let req = wire::parse(&body)?;
     let stream = req.stream;
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
@@ -123,10 +131,14 @@ async fn chat_completions(
         request_id: header(&headers, "x-request-id"),
     };
     let input = caller.attribute(req.into_input(&sluice_headers)?);
+    api.gw.trace_content(&span, &input);
     if stream {
-        return stream::respond(&api.gw, input, include_usage).await;
+        return stream::respond(&api.gw, input, include_usage, span).await;
     }
-    let out = api.gw.chat(input).await?;
+    let out = api.gw.chat(input).instrument(span.clone()).await;
+    let out = out.inspect_err(|e| record_error(&span, e.kind()))?;
+    record_answer(&span, &out.meta);
+    api.gw.trace_answer(&span, &out.text);
     let headers = meta_headers(&out.meta);
     Ok((headers, Json(wire::completion(&out.text, &out.meta))).into_response())
 }

@@ -12,6 +12,7 @@ pub mod http_api;
 pub mod metrics;
 pub mod records;
 pub mod serve;
+pub mod telemetry;
 pub mod watch;
 
 pub use error::GatewayError;

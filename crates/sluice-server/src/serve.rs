@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub samples: Option<crate::records::RecordsConfig>,
     /// Where distillation examples are written, per tenant; `None`: nowhere.
     pub distill: Option<crate::records::RecordsConfig>,
+    /// Put prompts and answers into trace spans (off: routing, usage and timing only).
+    pub trace_content: bool,
 }
 
 /// The HTTP API's default bound on open connections.
@@ -203,7 +205,9 @@ pub async fn start(
     // One circuit breaker and retry budget per tier, shared by every request.
     let upstream = UpstreamClient::new()
         .map_err(|e| ServeError::Upstream(e.to_string()))?
-        .with_guard(Arc::new(TierGuards::new()));
+        .with_guard(Arc::new(TierGuards::new()))
+        // Each tier call carries its attempt span's `traceparent` (nothing when tracing is off).
+        .with_header_hook(Arc::new(crate::telemetry::inject_current));
     let redis = redis_client(&config)?;
     let gw = Gateway::new(
         policies,
@@ -230,6 +234,7 @@ pub async fn start(
     if let Some(log) = open(&config.distill, "distillation examples")? {
         gw.set_distill_log(log);
     }
+    gw.set_trace_content(config.trace_content);
     crate::gateway::warn_missing_keys(&gw.policies().snapshot());
     if !config.auth.is_enabled() {
         tracing::warn!(

@@ -174,6 +174,8 @@ mod shadow;
 mod soak;
 #[path = "gateway/tenants.rs"]
 mod tenants;
+#[path = "gateway/trace.rs"]
+mod trace;
 
 const SURE: f32 = -0.01;
 const UNSURE: f32 = -4.0;

@@ -69,6 +69,8 @@ pub struct RecordedRequest {
     pub api_key: Option<String>,
     /// The `anthropic-version` header, if any.
     pub anthropic_version: Option<String>,
+    /// The W3C `traceparent` header, if any.
+    pub traceparent: Option<String>,
     /// The body parsed as JSON; a JSON string of the raw body when it was not JSON.
     pub body: Value,
 }
@@ -252,6 +254,7 @@ async fn answer(
         authorization: header_text(headers, header::AUTHORIZATION),
         api_key: header_text(headers, "x-api-key"),
         anthropic_version: header_text(headers, "anthropic-version"),
+        traceparent: header_text(headers, "traceparent"),
         body,
     };
     let stream = request.is_stream();

@@ -20,6 +20,7 @@ use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use sluice_policy::{Provider, Tier};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::{truncate, UpstreamError, MAX_BODY_CHARS, TIMEOUT_TOTAL};
 use crate::guard::{CallGuard, NoGuard};
@@ -32,6 +33,10 @@ pub(crate) use stream::{Decoded, StreamDecoder};
 
 /// Looks up an environment variable by name; `None` when unset.
 pub type KeyLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Adds headers to every attempt, called inside the attempt's span (the gateway puts the
+/// W3C `traceparent` of that span there).
+pub type HeaderHook = Arc<dyn Fn(&mut HeaderMap) + Send + Sync>;
 
 /// One provider-specific request, ready to send (and to send again on a retry).
 #[derive(Debug, Clone)]
@@ -51,6 +56,7 @@ pub struct UpstreamClient {
     http: Arc<Mutex<HashMap<Duration, reqwest::Client>>>,
     key_lookup: KeyLookup,
     guard: Arc<dyn CallGuard>,
+    header_hook: Option<HeaderHook>,
 }
 
 impl fmt::Debug for UpstreamClient {
@@ -83,7 +89,14 @@ impl UpstreamClient {
             http: Arc::new(Mutex::new(http)),
             key_lookup: Arc::new(lookup),
             guard: Arc::new(NoGuard),
+            header_hook: None,
         })
+    }
+
+    /// This client with `hook` adding headers to every attempt.
+    pub fn with_header_hook(mut self, hook: HeaderHook) -> Self {
+        self.header_hook = Some(hook);
+        self
     }
 
     /// This client with `guard` consulted before every attempt and told every outcome.
@@ -108,10 +121,18 @@ impl UpstreamClient {
         self.with_retries(tier, deadline, || async move {
             let response = self.send(tier, prepared, deadline).await?;
             let bytes = Body::new(tier, response, deadline).read_all().await?;
-            match tier.provider {
+            let completion = match tier.provider {
                 Provider::OpenAi => openai::decode_completion(tier, &bytes),
                 Provider::Anthropic => anthropic::decode_completion(tier, &bytes),
-            }
+            }?;
+            let span = tracing::Span::current();
+            span.record("gen_ai.response.model", completion.model.as_str());
+            span.record("gen_ai.usage.input_tokens", completion.usage.prompt_tokens);
+            span.record(
+                "gen_ai.usage.output_tokens",
+                completion.usage.completion_tokens,
+            );
+            Ok(completion)
         })
         .await
     }
@@ -198,16 +219,21 @@ impl UpstreamClient {
         deadline: Instant,
     ) -> Result<reqwest::Response, UpstreamError> {
         tracing::debug!(tier = %tier.name, url = %prepared.url, "sending upstream request");
+        let mut headers = prepared.headers.clone();
+        if let Some(hook) = &self.header_hook {
+            hook(&mut headers);
+        }
         let response = self
             .http(tier)?
             .post(&prepared.url)
-            .headers(prepared.headers.clone())
+            .headers(headers)
             .header(CONTENT_TYPE, "application/json")
             .body(prepared.body.clone())
             .send()
             .await
             .map_err(|err| UpstreamError::from_reqwest(&tier.name, tier.connect_timeout, &err))?;
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status.is_success() {
             return Ok(response);
         }
@@ -256,9 +282,15 @@ impl UpstreamClient {
         };
         let mut retry = 0;
         loop {
-            let outcome = tokio::time::timeout_at(deadline, attempt())
+            let span = attempt_span(tier, retry);
+            let outcome = tokio::time::timeout_at(deadline, attempt().instrument(span.clone()))
                 .await
                 .unwrap_or_else(|_| Err(total_timeout(tier)));
+            if let Err(e) = &outcome {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", e.kind());
+            }
+            drop(span);
             admitted.pending = false;
             self.guard.record(tier, outcome.is_ok());
             let err = match outcome {
@@ -287,9 +319,39 @@ impl UpstreamClient {
                 error = %err,
                 "retrying upstream call"
             );
-            tokio::time::sleep(delay).await;
+            let wait = tracing::info_span!(
+                "sluice.retry_wait",
+                "sluice.tier" = %tier.name,
+                "sluice.retry" = retry,
+                "sluice.delay_ms" = delay.as_millis() as u64,
+            );
+            tokio::time::sleep(delay).instrument(wait).await;
         }
     }
+}
+
+/// The span of one HTTP attempt on `tier` (a GenAI client span, `chat {model}`).
+fn attempt_span(tier: &Tier, retry: u32) -> tracing::Span {
+    let provider = match tier.provider {
+        Provider::OpenAi => "openai",
+        Provider::Anthropic => "anthropic",
+    };
+    tracing::info_span!(
+        "sluice.tier_attempt",
+        otel.name = %format!("chat {}", tier.model),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.provider.name" = provider,
+        "gen_ai.request.model" = %tier.model,
+        "gen_ai.response.model" = tracing::field::Empty,
+        "gen_ai.usage.input_tokens" = tracing::field::Empty,
+        "gen_ai.usage.output_tokens" = tracing::field::Empty,
+        "sluice.tier" = %tier.name,
+        "sluice.retry" = retry,
+        "http.response.status_code" = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
 }
 
 /// An admission by the guard whose first outcome is not recorded yet; dropped while

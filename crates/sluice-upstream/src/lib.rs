@@ -16,7 +16,7 @@ mod sse;
 mod tier_guard;
 
 pub use breaker::BreakerState;
-pub use client::{KeyLookup, UpstreamClient};
+pub use client::{HeaderHook, KeyLookup, UpstreamClient};
 pub use error::UpstreamError;
 pub use guard::{CallGuard, NoGuard};
 pub use request::UpstreamRequest;

@@ -84,6 +84,13 @@ pub enum Command {
         /// Most megabytes of examples kept per tenant; the oldest files are deleted first.
         #[arg(long, env = "SLUICE_DISTILL_MAX_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
         distill_max_mb: u64,
+        /// OTLP/gRPC collector for traces, e.g. http://otel-collector:4317; unset: no traces.
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+        otlp_endpoint: Option<String>,
+        /// Put prompts and answers into trace spans (gen_ai.input.messages /
+        /// gen_ai.output.messages); off: routing, usage and timings only.
+        #[arg(long, env = "SLUICE_TRACE_CONTENT")]
+        trace_content: bool,
     },
     /// Run the local model over labelled prompts (JSONL), grade each draft, and report how
     /// well confidence separates right drafts from wrong ones (AUROC, AUPRC, fitted weights)

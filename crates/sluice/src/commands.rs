@@ -33,6 +33,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             samples_max_mb,
             distill_dir,
             distill_max_mb,
+            otlp_endpoint,
+            trace_content,
         } => serve(
             &policy,
             tenants.as_deref(),
@@ -59,8 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dir,
                     max_tenant_bytes: distill_max_mb.saturating_mul(1 << 20),
                 }),
+                trace_content,
             },
             model,
+            otlp_endpoint,
         ),
         Command::Policy {
             command: PolicyCommand::Check { paths },
@@ -191,13 +195,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr (`RUST_LOG`, default info), and spans to `traces` when given.
+fn init_logging_and_traces(traces: Option<&sluice_server::telemetry::Tracing>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces.map(|t| t.layer()))
         .init();
 }
 
@@ -206,8 +216,24 @@ fn serve(
     tenants: Option<&Path>,
     config: ServeConfig,
     model: PathBuf,
+    otlp_endpoint: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The OTLP exporter's gRPC channel needs the runtime.
+    let traces = {
+        let _in_runtime = runtime.enter();
+        otlp_endpoint
+            .filter(|e| !e.trim().is_empty())
+            .map(|endpoint| sluice_server::telemetry::Tracing::start(endpoint.trim(), "sluice"))
+            .transpose()?
+    };
+    init_logging_and_traces(traces.as_ref());
+    if traces.is_some() {
+        tracing::info!("traces are exported over OTLP");
+    }
     // Fail before binding anything on a bad policy or tenants file, or a missing model (the
     // commonest set-up slip).
     let policies = PolicyStore::load(policy)?;
@@ -229,15 +255,17 @@ fn serve(
     let digest = sluice_slm::sha256_file(&model)
         .with_context(|| format!("cannot read model file {}", model.display()))?;
     let policies = policies.for_model(digest)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         sluice_server::run(config, policies, loader(model), shutdown_signal())
             .await
             .map_err(anyhow::Error::from)
-    })?;
+    });
+    if let Some(t) = &traces {
+        // The last batch, after the last request.
+        let _in_runtime = runtime.enter();
+        t.shutdown();
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

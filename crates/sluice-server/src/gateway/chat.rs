@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::field::Empty;
+use tracing::Instrument;
+
 use futures::StreamExt;
 use sluice_policy::{OnUpstreamFailure, Policy, RuleAction};
 use sluice_router::{
@@ -128,7 +131,8 @@ impl Gateway {
         input: &ChatInput,
         model: &str,
     ) -> Option<CachedAnswer> {
-        match self.inner.caches.lookup(policy, input, model).await {
+        let lookup = self.inner.caches.lookup(policy, input, model);
+        match lookup.instrument(tracing::info_span!("sluice.cache")).await {
             Probe::Hit(answer, result) => {
                 self.metrics().cache_lookup(result);
                 Some(answer)
@@ -161,7 +165,10 @@ impl Gateway {
             }
             Start::Local(info, LocalStart::Generate(permit)) => {
                 let t = Instant::now();
-                let answer = self.generate_local(&policy, input).await?;
+                let answer = self
+                    .generate_local(&policy, input)
+                    .instrument(tracing::info_span!("sluice.local"))
+                    .await?;
                 drop(permit);
                 timings.local_ms = ms(t.elapsed());
                 let meta = self.local_meta(&policy, input, info, &answer, false, timings);
@@ -169,7 +176,11 @@ impl Gateway {
             }
             Start::Escalate(info, draft, only) => (info, draft, only),
         };
-        let Some(hold) = self.reserve_budget(&policy, input, only.as_deref()).await? else {
+        let Some(hold) = self
+            .reserve_budget(&policy, input, only.as_deref())
+            .instrument(tracing::info_span!("sluice.budget"))
+            .await?
+        else {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;
             info.reason = Reason::Budget.as_str();
@@ -209,6 +220,7 @@ impl Gateway {
                 }
                 let answer = match self
                     .draft_or_generate(&policy, input, draft, &mut timings)
+                    .instrument(tracing::info_span!("sluice.fallback"))
                     .await
                 {
                     // No local fallback for a prompt too long for it, or when the local model
@@ -263,7 +275,10 @@ impl Gateway {
         };
         // Rules come first, whatever the caller's hint: a privacy rule must hold even for a
         // caller that asks for the tiers.
-        let rule = self.matching_rule(policy, input).await?;
+        let rule = self
+            .matching_rule(policy, input)
+            .instrument(tracing::info_span!("sluice.rules"))
+            .await?;
         let rule_name = rule.as_ref().map(|(name, _)| name.clone());
         let with_rule = |mut info: DecisionInfo| {
             info.rule.clone_from(&rule_name);
@@ -312,7 +327,14 @@ impl Gateway {
                         true => Err(self.local_busy(policy)),
                     };
                 };
-                let s = self.score_input(policy, input).await?;
+                let score_span = tracing::info_span!("sluice.score", "sluice.confidence" = Empty);
+                let s = self
+                    .score_input(policy, input)
+                    .instrument(score_span.clone())
+                    .await?;
+                if let Some(c) = s.info.confidence {
+                    score_span.record("sluice.confidence", c);
+                }
                 timings.score_ms = s.score_ms;
                 let info = with_rule(s.info);
                 match (s.decision.route, s.draft) {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use futures::stream::BoxStream;
 use sluice_policy::{Policy, Tier};
 use sluice_upstream::{Completion, StreamEvent, UpstreamError};
+use tracing::Instrument;
 
 use super::{upstream_request, ChatInput, Gateway};
 use crate::error::GatewayError;
@@ -68,6 +69,15 @@ pub(super) fn tiers<'p>(
         .filter(move |t| only.is_none_or(|name| t.name == name))
 }
 
+/// The span of one tier of the chain (its HTTP attempts and retry waits inside).
+fn tier_span(tier: &Tier) -> tracing::Span {
+    tracing::info_span!(
+        "sluice.tier",
+        "sluice.tier" = %tier.name,
+        "gen_ai.request.model" = %tier.model,
+    )
+}
+
 /// Metrics label for the outcome of one tier call.
 pub(super) fn status_label(e: &UpstreamError) -> &'static str {
     e.kind()
@@ -87,8 +97,8 @@ impl Gateway {
         for tier in tiers(policy, only) {
             let attempt = Instant::now();
             let gen_ai = |error, tokens| self.metrics().gen_ai_call(tier, attempt, error, tokens);
-            let Some(result) =
-                by_deadline(input.deadline, self.inner.upstream.chat(tier, &req)).await
+            let call = self.inner.upstream.chat(tier, &req);
+            let Some(result) = by_deadline(input.deadline, call.instrument(tier_span(tier))).await
             else {
                 self.metrics().upstream_call(&tier.name, "deadline");
                 gen_ai(Some("deadline"), None);
@@ -146,7 +156,8 @@ impl Gateway {
                     Err(e) => Err(e),
                 }
             };
-            let Some(opened) = by_deadline(input.deadline, open).await else {
+            let Some(opened) = by_deadline(input.deadline, open.instrument(tier_span(tier))).await
+            else {
                 self.metrics().upstream_call(&tier.name, "deadline");
                 failed("deadline");
                 failure.deadline(&tier.name);

@@ -12,6 +12,7 @@ use sluice_policy::{OnUpstreamFailure, Policy};
 use sluice_router::{LocalEvent, Reason};
 use sluice_upstream::StreamEvent;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::cache::{CachedAnswer, Caches};
 use super::chat::{LocalAnswer, LocalStart, Start};
@@ -131,12 +132,14 @@ impl Gateway {
             escalated_draft: None,
         };
         let gw = self.clone();
-        tokio::spawn(async move {
+        // The request's trace span goes along into the task.
+        let work = async move {
             match gw.stream_inner(&input, &mut out).await {
                 Ok(()) | Err(Stop::Closed) => {}
                 Err(Stop::Failed(e)) => out.fail(e).await,
             }
-        });
+        };
+        tokio::spawn(work.instrument(tracing::Span::current()));
         tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
     }
 
@@ -182,7 +185,11 @@ impl Gateway {
         if policy.shadow.is_some() {
             out.escalated_draft = draft.as_ref().map(|d| d.text.clone());
         }
-        let Some(hold) = self.reserve_budget(&policy, input, only.as_deref()).await? else {
+        let Some(hold) = self
+            .reserve_budget(&policy, input, only.as_deref())
+            .instrument(tracing::info_span!("sluice.budget"))
+            .await?
+        else {
             // The tenant's budget is spent and the policy says answer locally.
             let mut info = info;
             info.reason = Reason::Budget.as_str();

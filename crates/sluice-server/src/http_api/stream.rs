@@ -3,6 +3,7 @@
 //! out, it is one `data: {"error": …}` event and no `[DONE]`, so a cut answer is never
 //! mistaken for a whole one.
 
+use crate::telemetry::{record_answer, record_error};
 use std::convert::Infallible;
 
 use axum::http::HeaderValue;
@@ -34,16 +35,20 @@ pub async fn respond(
     gw: &Gateway,
     input: ChatInput,
     include_usage: bool,
+    span: tracing::Span,
 ) -> Result<Response, ApiError> {
     let request_id = input.request_id.clone();
     let id = format!("chatcmpl-{request_id}");
     let created = now_secs();
     // Which model answers is known at the end; the chunks before it name the gateway.
     let model = "sluice".to_owned();
-    let mut items = gw.chat_stream(input);
+    let mut items = span.in_scope(|| gw.chat_stream(input));
     // Errors before any text fail the request itself, with its status.
     let first = match items.next().await {
-        Some(Err(e)) => return Err(e.into()),
+        Some(Err(e)) => {
+            record_error(&span, e.kind());
+            return Err(e.into());
+        }
         other => other,
     };
     let mut role_sent = false;
@@ -61,6 +66,7 @@ pub async fn respond(
                     vec![event(&chunk(&id, created, &model, delta, None))]
                 }
                 Ok(StreamItem::End(meta)) => {
+                    record_answer(&span, &meta);
                     let mut last = chunk(
                         &id,
                         created,
@@ -84,12 +90,15 @@ pub async fn respond(
                     out
                 }
                 // The status line has gone out: the event says what happened.
-                Err(e) => vec![event(&json!({ "error": {
+                Err(e) => {
+                    record_error(&span, e.kind());
+                    vec![event(&json!({ "error": {
                     "message": e.to_string(),
                     "type": "api_error",
                     "param": null,
                     "code": e.kind(),
-                }}))],
+                    }}))]
+                }
             };
             futures::stream::iter(out)
         });
