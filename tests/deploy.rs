@@ -14,36 +14,65 @@ use crate::support::{repo, temp_dir, Server};
 
 type Objects = BTreeMap<(String, String), Value>;
 
+/// Whether `tool` is on PATH; says the test is skipped when not.
+fn on_path(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    if !found {
+        eprintln!("SKIPPED deploy test: {tool} not found on PATH");
+    }
+    found
+}
+
 /// The objects `kubectl kustomize DIR` renders, by kind and name; `None`, saying so, without
 /// kubectl.
 fn render(dir: &str) -> Option<Objects> {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()));
-    if !found {
-        eprintln!("SKIPPED deploy test: kubectl not found on PATH");
+    if !on_path("kubectl") {
         return None;
     }
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(repo().join(dir))
+    let mut kubectl = Command::new("kubectl");
+    kubectl.arg("kustomize").arg(repo().join(dir));
+    Some(objects_of(kubectl, &format!("kubectl kustomize {dir}")))
+}
+
+/// The objects `helm template` renders from deploy/helm/sluice with `sets` (`key=value`);
+/// `None`, saying so, without helm.
+fn render_chart(sets: &[&str]) -> Option<Objects> {
+    if !on_path("helm") {
+        return None;
+    }
+    let mut helm = Command::new("helm");
+    helm.args(["template", "sluice"])
+        .arg(repo().join("deploy/helm/sluice"));
+    for set in sets {
+        helm.args(["--set", set]);
+    }
+    Some(objects_of(helm, &format!("helm template {sets:?}")))
+}
+
+fn objects_of(mut command: Command, what: &str) -> Objects {
+    let out = command
         .output()
-        .unwrap_or_else(|e| panic!("cannot run kubectl (the deploy test needs it): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {what} (the deploy test needs it): {e}"));
     assert!(
         out.status.success(),
-        "kubectl kustomize {dir} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut objects = BTreeMap::new();
     for doc in serde_norway::Deserializer::from_str(&text) {
         let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if v.is_null() {
+            continue; // a template that rendered nothing
+        }
         let key = (
             s(&v["kind"]).to_owned(),
             s(&v["metadata"]["name"]).to_owned(),
         );
         assert!(objects.insert(key.clone(), v).is_none(), "{key:?} twice");
     }
-    Some(objects)
+    objects
 }
 
 fn s(v: &Value) -> &str {
@@ -241,6 +270,90 @@ fn the_kubernetes_base_renders_and_its_objects_fit_together() {
     let hpa = get(&objects, "HorizontalPodAutoscaler", "sluice");
     assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["name"]), "sluice");
     assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["kind"]), "Deployment");
+}
+
+/// `objects` with the tenants ConfigMap's content hash (Kustomize's and Helm's differ) taken
+/// out of its name and of the Deployment's volume that mounts it.
+fn without_tenants_hash(mut objects: Objects) -> Objects {
+    let hashed: Vec<_> = objects
+        .keys()
+        .filter(|(k, n)| k == "ConfigMap" && n.starts_with("sluice-tenants-"))
+        .cloned()
+        .collect();
+    for key in hashed {
+        let mut v = objects.remove(&key).unwrap();
+        v["metadata"]["name"] = Value::from("sluice-tenants-HASH");
+        objects.insert(("ConfigMap".into(), "sluice-tenants-HASH".into()), v);
+    }
+    if let Some(d) = objects.get_mut(&("Deployment".to_owned(), "sluice".to_owned())) {
+        let volumes = d["spec"]["template"]["spec"]["volumes"]
+            .as_sequence_mut()
+            .unwrap();
+        for v in volumes.iter_mut().filter(|v| v["name"] == "tenants") {
+            v["configMap"]["name"] = Value::from("sluice-tenants-HASH");
+        }
+    }
+    objects
+}
+
+#[test]
+fn the_helm_chart_renders_the_same_objects_as_kustomize() {
+    for (sets, dir) in [
+        (&[][..], "deploy/kubernetes"),
+        (&["redis.enabled=true"][..], "deploy/kubernetes/with-redis"),
+    ] {
+        let (Some(chart), Some(kustomized)) = (render_chart(sets), render(dir)) else {
+            return;
+        };
+        let (chart, kustomized) = (
+            without_tenants_hash(chart),
+            without_tenants_hash(kustomized),
+        );
+        assert_eq!(
+            chart.keys().collect::<Vec<_>>(),
+            kustomized.keys().collect::<Vec<_>>(),
+            "helm {sets:?} and {dir} render different objects"
+        );
+        for (key, object) in &kustomized {
+            assert!(
+                chart[key] == *object,
+                "{key:?} differs between helm {sets:?} and {dir}:\nhelm: {}\nkustomize: {}",
+                serde_norway::to_string(&chart[key]).unwrap(),
+                serde_norway::to_string(object).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_helm_values_change_what_they_name() {
+    let Some(chart) = render_chart(&[
+        "replicas=3",
+        "image.tag=0.2.0",
+        "extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT",
+        "extraEnv[0].value=http://otel-collector:4317",
+        "secret.create=false",
+        "autoscaling.maxReplicas=4",
+    ]) else {
+        return;
+    };
+    let deploy = get(&chart, "Deployment", "sluice");
+    assert_eq!(deploy["spec"]["replicas"].as_u64(), Some(3));
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(s(&container["image"]), "sluice:0.2.0");
+    assert_eq!(
+        env_of(container)["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://otel-collector:4317"
+    );
+    assert!(!chart.contains_key(&("Secret".to_owned(), "sluice-keys".to_owned())));
+    let hpa = get(&chart, "HorizontalPodAutoscaler", "sluice");
+    assert_eq!(hpa["spec"]["maxReplicas"].as_u64(), Some(4));
+    // The tenants ConfigMap's name follows its content; the Deployment mounts that name.
+    let (name, _) = named_like(&chart, "ConfigMap", "sluice-tenants-");
+    let volumes = seq(&deploy["spec"]["template"]["spec"]["volumes"]);
+    assert!(volumes
+        .iter()
+        .any(|v| v["configMap"]["name"].as_str() == Some(name)));
 }
 
 #[test]
