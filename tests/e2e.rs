@@ -6,6 +6,7 @@
 
 mod deploy;
 mod eval_cli;
+mod memory;
 mod openai_sdk;
 mod real_upstream;
 mod support;

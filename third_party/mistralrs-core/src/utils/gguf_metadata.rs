@@ -90,7 +90,13 @@ impl ContentMetadata<'_> {
     // Retrieve a prop the struct needs by querying the metadata content:
     pub fn get_value<T: TryFromValue>(&self, field_name: &str) -> Result<T, anyhow::Error> {
         let prop_key = format!("{prefix}.{field_name}", prefix = self.path_prefix);
-        let value = self.metadata.get(&prop_key).cloned();
+        // [sluice patch] A missing key is an error of its own, not a candle error formatted
+        // into one: candle's errors carry a backtrace under RUST_BACKTRACE=1, and formatting
+        // it symbolized the whole binary (~350 MB more resident, kept for good) for every
+        // optional key a GGUF file does not have (the tokenizer's `added_tokens`, ...).
+        let Some(value) = self.metadata.get(&prop_key).cloned() else {
+            anyhow::bail!("`{prop_key}` is missing");
+        };
 
         // Unwrap the inner value of the `Value` enum via trait method,
         // otherwise format error with prop key as context:

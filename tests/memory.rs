@@ -1,0 +1,34 @@
+//! The server's memory after the model loaded does not depend on `RUST_BACKTRACE`: with it
+//! set, loading a GGUF file used to format candle errors carrying backtraces for every
+//! optional tokenizer key the file lacks, which symbolized the whole binary and kept ~350 MB
+//! of debug information resident (third_party/README.md). Both servers run the same policy
+//! and model; only that variable differs.
+
+use crate::support::{copy_shipped_policy, temp_dir, Server};
+
+/// Resident kilobytes of `pid` (`VmRSS` in /proc).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_after_load_does_not_depend_on_rust_backtrace() {
+    let dir = temp_dir("memory-policies");
+    copy_shipped_policy("default", &dir, "default.yaml");
+    let mut rss = Vec::new();
+    for backtrace in ["0", "1"] {
+        let server = Server::start_policies(&dir, &[("RUST_BACKTRACE", backtrace)]).await;
+        rss.push(rss_kb(server.pid()));
+    }
+    let (without, with) = (rss[0], rss[1]);
+    // Allocator noise between two runs is a few MB; the symbolized binary was ~350 MB.
+    assert!(
+        with < without + 64 * 1024,
+        "RSS after load: {with} kB with RUST_BACKTRACE=1, {without} kB without"
+    );
+}
