@@ -23,12 +23,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server with the extra `args`, or `None` (after saying so) without redis-server.
     pub fn start(args: &[&str]) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            say_skipped();
+        if !installed() {
             return None;
         }
         // Several tries: between releasing a probed port and redis-server binding it, another
@@ -46,12 +41,7 @@ impl RedisServer {
     /// without redis-server or openssl. [`url`](Self::url) is then `rediss://…` and
     /// [`tls_ca`](Self::tls_ca) the CA to trust.
     pub fn start_tls(dir: &Path, args: &[&str]) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            say_skipped();
+        if !installed() {
             return None;
         }
         make_certificates(dir)?;
@@ -257,6 +247,18 @@ fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Whether redis-server can be run; says the tests are skipped when not.
+fn installed() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        say_skipped();
+    }
+    found
 }
 
 /// Straight to stderr: the test harness captures `eprintln!` of passing tests, and a skip
