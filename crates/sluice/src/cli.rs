@@ -308,6 +308,10 @@ pub struct BurstBench {
     /// Also write every round's figures as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Compare instead the bounded configuration as it is with the same under glibc's
+    /// MALLOC_ARENA_MAX=N (fewer malloc arenas: less memory kept after a burst).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub malloc_arena_max: Option<u32>,
     /// Run one configuration with this local.max_queue and print its figures (used by the
     /// bench itself).
     #[arg(long, hide = true)]

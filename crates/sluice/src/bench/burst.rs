@@ -2,6 +2,8 @@
 //! model, with the local queue bounded (`local.max_queue`, overflow sent to a fast upstream)
 //! and effectively unbounded, each configuration in its own child process so its memory is
 //! its own; rounds alternate the two. Reports outcomes, latency and RSS, medians of rounds.
+//! With `--malloc-arena-max N` the pair is the bounded configuration as it is and under
+//! glibc's `MALLOC_ARENA_MAX=N`, to tell the allocator's share of the memory a burst leaves.
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -149,9 +151,22 @@ async fn child(args: &BurstBench, max_queue: u32) -> anyhow::Result<Sample> {
     Ok(sample)
 }
 
-fn run_child(args: &BurstBench, max_queue: u32) -> anyhow::Result<Sample> {
+/// One configuration of the comparison: its name, `local.max_queue`, and glibc's
+/// `MALLOC_ARENA_MAX` for its process (`None`: as inherited).
+struct Config {
+    name: String,
+    max_queue: u32,
+    arena_max: Option<u32>,
+}
+
+fn run_child(args: &BurstBench, config: &Config) -> anyhow::Result<Sample> {
+    let max_queue = config.max_queue;
     let exe = std::env::current_exe().context("cannot find the sluice binary")?;
-    let out = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(n) = config.arena_max {
+        command.env("MALLOC_ARENA_MAX", n.to_string());
+    }
+    let out = command
         .args(["bench", "burst", "--child", &max_queue.to_string()])
         .args(["--model", &args.model.display().to_string()])
         .args(["--requests", &args.requests.to_string()])
@@ -176,15 +191,33 @@ fn quantile_of(mut v: Vec<f64>, q: f64) -> f64 {
 }
 
 fn parent(args: &BurstBench) -> anyhow::Result<ExitCode> {
-    let configs = [("unbounded", UNBOUNDED), ("bounded", args.max_queue)];
+    let config = |name: &str, max_queue, arena_max| Config {
+        name: name.to_owned(),
+        max_queue,
+        arena_max,
+    };
+    let configs = match args.malloc_arena_max {
+        None => [
+            config("unbounded", UNBOUNDED, None),
+            config("bounded", args.max_queue, None),
+        ],
+        Some(n) => [
+            config("bounded", args.max_queue, None),
+            config(
+                &format!("bounded, MALLOC_ARENA_MAX={n}"),
+                args.max_queue,
+                Some(n),
+            ),
+        ],
+    };
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(), Vec::new()];
     for round in 1..=args.rounds {
-        for (i, (name, q)) in configs.iter().enumerate() {
+        for (i, c) in configs.iter().enumerate() {
             eprintln!(
-                "round {round}/{}: {name} (local.max_queue {q}), {} concurrent requests…",
-                args.rounds, args.requests
+                "round {round}/{}: {} (local.max_queue {}), {} concurrent requests…",
+                args.rounds, c.name, c.max_queue, args.requests
             );
-            let s = run_child(args, *q)?;
+            let s = run_child(args, c)?;
             eprintln!(
                 "  local {}, remote {}, errors {}, wall {:.1} s, RSS {:.0} → {:.0} MB (peak {:.0})",
                 s.local, s.remote, s.errors, s.wall_s, s.rss_loaded_mb, s.rss_after_mb, s.peak_mb
@@ -195,7 +228,7 @@ fn parent(args: &BurstBench) -> anyhow::Result<ExitCode> {
     let rows: Vec<Row> = configs
         .iter()
         .zip(&samples)
-        .map(|((name, q), s)| Row::of(name, *q, s))
+        .map(|(c, s)| Row::of(&c.name, c.max_queue, s))
         .collect();
     print!("{}", report(args, &rows));
     if let Some(path) = &args.out {
@@ -206,7 +239,7 @@ fn parent(args: &BurstBench) -> anyhow::Result<ExitCode> {
 
 /// Medians over the rounds of one configuration.
 struct Row {
-    name: &'static str,
+    name: String,
     max_queue: u32,
     local: f64,
     remote: f64,
@@ -220,10 +253,10 @@ struct Row {
 }
 
 impl Row {
-    fn of(name: &'static str, max_queue: u32, s: &[Sample]) -> Row {
+    fn of(name: &str, max_queue: u32, s: &[Sample]) -> Row {
         let m = |f: &dyn Fn(&Sample) -> f64| median(s.iter().map(f).collect());
         Row {
-            name,
+            name: name.to_owned(),
             max_queue,
             local: m(&|s| s.local as f64),
             remote: m(&|s| s.remote as f64),
@@ -266,7 +299,9 @@ fn report(args: &BurstBench, rows: &[Row]) -> String {
     }
     if let [u, b] = rows {
         out.push_str(&format!(
-            "\nbounded / unbounded: p50 {:.3}×, p99 {:.2}×, peak RSS {:.2}×, RSS growth {:.0} MB vs {:.0} MB\n",
+            "\n{} / {}: p50 {:.3}×, p99 {:.2}×, peak RSS {:.2}×, RSS growth {:.0} MB vs {:.0} MB\n",
+            b.name,
+            u.name,
             b.p50_ms / u.p50_ms,
             b.p99_ms / u.p99_ms,
             b.peak_mb / u.peak_mb,
