@@ -308,10 +308,10 @@ pub struct BurstBench {
     /// Also write every round's figures as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Compare instead the bounded configuration as it is with the same under glibc's
-    /// MALLOC_ARENA_MAX=N (fewer malloc arenas: less memory kept after a burst).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub malloc_arena_max: Option<u32>,
+    /// Compare instead the bounded configuration as it is with the same under this
+    /// environment variable, KEY=VALUE (e.g. MALLOC_ARENA_MAX=2).
+    #[arg(long, value_parser = key_value)]
+    pub with_env: Option<(String, String)>,
     /// Run one configuration with this local.max_queue and print its figures (used by the
     /// bench itself).
     #[arg(long, hide = true)]
@@ -457,5 +457,15 @@ fn share(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("expected a number in [0, 1], found {v}"))
+    }
+}
+
+/// `KEY=VALUE`, for an environment variable.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, found {s:?}")),
     }
 }

@@ -2,8 +2,8 @@
 //! model, with the local queue bounded (`local.max_queue`, overflow sent to a fast upstream)
 //! and effectively unbounded, each configuration in its own child process so its memory is
 //! its own; rounds alternate the two. Reports outcomes, latency and RSS, medians of rounds.
-//! With `--malloc-arena-max N` the pair is the bounded configuration as it is and under
-//! glibc's `MALLOC_ARENA_MAX=N`, to tell the allocator's share of the memory a burst leaves.
+//! With `--with-env KEY=VALUE` the pair is the bounded configuration as it is and with that
+//! environment variable (e.g. glibc's `MALLOC_ARENA_MAX`), to tell what a setting changes.
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -151,20 +151,20 @@ async fn child(args: &BurstBench, max_queue: u32) -> anyhow::Result<Sample> {
     Ok(sample)
 }
 
-/// One configuration of the comparison: its name, `local.max_queue`, and glibc's
-/// `MALLOC_ARENA_MAX` for its process (`None`: as inherited).
+/// One configuration of the comparison: its name, `local.max_queue`, and an environment
+/// variable set for its process (`None`: the environment as inherited).
 struct Config {
     name: String,
     max_queue: u32,
-    arena_max: Option<u32>,
+    env: Option<(String, String)>,
 }
 
 fn run_child(args: &BurstBench, config: &Config) -> anyhow::Result<Sample> {
     let max_queue = config.max_queue;
     let exe = std::env::current_exe().context("cannot find the sluice binary")?;
     let mut command = Command::new(exe);
-    if let Some(n) = config.arena_max {
-        command.env("MALLOC_ARENA_MAX", n.to_string());
+    if let Some((key, value)) = &config.env {
+        command.env(key, value);
     }
     let out = command
         .args(["bench", "burst", "--child", &max_queue.to_string()])
@@ -191,22 +191,22 @@ fn quantile_of(mut v: Vec<f64>, q: f64) -> f64 {
 }
 
 fn parent(args: &BurstBench) -> anyhow::Result<ExitCode> {
-    let config = |name: &str, max_queue, arena_max| Config {
+    let config = |name: &str, max_queue, env| Config {
         name: name.to_owned(),
         max_queue,
-        arena_max,
+        env,
     };
-    let configs = match args.malloc_arena_max {
+    let configs = match &args.with_env {
         None => [
             config("unbounded", UNBOUNDED, None),
             config("bounded", args.max_queue, None),
         ],
-        Some(n) => [
+        Some((key, value)) => [
             config("bounded", args.max_queue, None),
             config(
-                &format!("bounded, MALLOC_ARENA_MAX={n}"),
+                &format!("bounded, {key}={value}"),
                 args.max_queue,
-                Some(n),
+                Some((key.clone(), value.clone())),
             ),
         ],
     };
