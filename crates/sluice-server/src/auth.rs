@@ -9,7 +9,7 @@ use tonic::{Request, Status};
 
 use crate::error::GatewayError;
 use crate::gateway::types::ChatInput;
-use crate::telemetry::{record_error, request_span, HeaderExtractor};
+use crate::telemetry::{record_error, request_span, MetadataExtractor};
 
 /// The authenticated caller, put into each request's extensions by [`Auth::intercept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +78,7 @@ impl Auth {
             Some(m) if m.method() == "Score" => "score",
             _ => "chat",
         };
-        let headers = req.metadata().clone().into_headers();
-        let span = request_span(&HeaderExtractor(&headers), operation);
+        let span = request_span(&MetadataExtractor(req.metadata()), operation);
         let checked = span.in_scope(|| {
             let _auth = tracing::info_span!("sluice.auth").entered();
             self.caller(grpc_key(req.metadata()))
@@ -180,10 +179,7 @@ pub struct RequestSpan(pub tracing::Span);
 pub fn span_of<T>(req: &Request<T>, operation: &'static str) -> tracing::Span {
     match req.extensions().get::<RequestSpan>() {
         Some(RequestSpan(span)) => span.clone(),
-        None => {
-            let headers = req.metadata().clone().into_headers();
-            request_span(&HeaderExtractor(&headers), operation)
-        }
+        None => request_span(&MetadataExtractor(req.metadata()), operation),
     }
 }
 

@@ -9,6 +9,7 @@ mod distill;
 mod escalate;
 pub mod limits;
 mod policy_store;
+mod rules;
 mod shadow;
 mod stream;
 mod trace;

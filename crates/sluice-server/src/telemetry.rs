@@ -164,7 +164,27 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
 }
 
-/// HTTP headers or gRPC metadata as a source of `traceparent`.
+/// gRPC metadata as a source of `traceparent`, read in place.
+#[derive(Debug)]
+pub struct MetadataExtractor<'a>(pub &'a tonic::metadata::MetadataMap);
+
+impl Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// HTTP headers as a source of `traceparent`.
 #[derive(Debug)]
 pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
 
