@@ -29,8 +29,31 @@ fn dtype() -> Result<ModelDType, String> {
     }
 }
 
+/// The engine's CPU kernels: `SLUICE_SLM_KERNELS` = `tiled` (the default: tiled Q8_0 matmul
+/// and tiled prefill attention, third_party/README.md) or `reference` (the per-pair matmul and
+/// per-key prefill attention they replaced), so a benchmark can run both side by side.
+/// Process-wide: the setting of the last model loaded holds.
+fn select_kernels() -> Result<(), String> {
+    let tiled = match std::env::var("SLUICE_SLM_KERNELS").ok().as_deref() {
+        None | Some("tiled") => true,
+        Some("reference") => false,
+        Some(other) => {
+            return Err(format!(
+                "SLUICE_SLM_KERNELS={other:?}: expected tiled or reference"
+            ))
+        }
+    };
+    mistralrs::core::sluice_cpu_attention::set_tiled_prefill(tiled);
+    #[cfg(target_feature = "avx2")]
+    candle_core::quantized::tiled::set_kernel(
+        (!tiled).then_some(candle_core::quantized::tiled::Kernel::PerPair),
+    );
+    Ok(())
+}
+
 /// Load `dir/file` on the CPU, never touching the network.
 pub(crate) async fn build(dir: String, file: String) -> Result<Model, String> {
+    select_kernels()?;
     let loader = GGUFLoaderBuilder::new(
         None,
         None,

@@ -132,7 +132,22 @@ fn decode_attention_matches_the_reference() {
 
 #[test]
 fn prefill_attention_with_a_causal_mask_matches_the_reference() {
+    // The per-key kernel (kept for side-by-side benchmarks), then the tiled one. Switching
+    // cannot disturb a test running beside: both must match the reference.
+    mistralrs_core::sluice_cpu_attention::set_tiled_prefill(false);
+    prefill_cases();
+    mistralrs_core::sluice_cpu_attention::set_tiled_prefill(true);
+    prefill_cases();
+}
+
+fn prefill_cases() {
     check(1, 5, 9, 3, 5, 64);
     check(1, 40, 9, 3, 40, 64);
     check(2, 7, 4, 2, 12, 24);
+    // the tiled kernel (head sizes 64 and 128): several key tiles of 64 and a partial one,
+    // query blocks of 16 and a partial one, cached positions before the prompt, two sequences
+    check(1, 150, 9, 3, 150, 64);
+    check(1, 37, 9, 3, 200, 64);
+    check(2, 20, 4, 2, 70, 64);
+    check(1, 33, 4, 2, 33, 128);
 }

@@ -64,6 +64,30 @@ fn batched_rows_equal_single_rows_for_q8_0_and_q4_0() {
     }
 }
 
+/// Q8_0 with several rows runs the tiled kernel (tiles of 4 rows × 4 columns): every kernel
+/// this CPU has, at every remainder of rows and columns, equals the one-row dot product bit
+/// for bit. Forcing a kernel cannot disturb the other tests: both give the same results.
+#[cfg(target_feature = "avx2")]
+#[test]
+fn tiled_q8_0_kernels_equal_single_rows_at_every_tile_edge() {
+    use candle_core::quantized::tiled::{self, Kernel};
+    let mut kernels = vec![Kernel::Avx2];
+    if Kernel::detect() == Kernel::Vnni {
+        kernels.push(Kernel::Vnni);
+    }
+    for kernel in kernels {
+        tiled::set_kernel(Some(kernel));
+        assert_eq!(tiled::kernel(), kernel);
+        for rows in [2, 3, 4, 5, 6, 7, 9] {
+            for cols in [1, 2, 3, 4, 5, 7, 13] {
+                check(GgmlDType::Q8_0, rows, 64, cols);
+            }
+        }
+        check(GgmlDType::Q8_0, 33, 1536, 37);
+    }
+    tiled::set_kernel(None);
+}
+
 #[test]
 fn k_quants_still_agree() {
     check(GgmlDType::Q4K, 5, 512, 96);

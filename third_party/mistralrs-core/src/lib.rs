@@ -56,6 +56,12 @@ pub mod sluice_cpu_attention {
     pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         crate::attention::backends::cpu::vec_dot_f32(a, b)
     }
+
+    /// Whether prefill runs the tiled kernel (the default) or the per-key one, for
+    /// benchmarks and tests that run both.
+    pub fn set_tiled_prefill(on: bool) {
+        crate::attention::backends::cpu::set_tiled_prefill(on)
+    }
 }
 
 mod cuda;

@@ -2308,6 +2308,22 @@ pub fn matmul<T: GgmlType>(
             });
         return Ok(());
     }
+    // [sluice patch] Several Q8_0 rows: tiles of rows × columns (tiled.rs), same results.
+    #[cfg(target_feature = "avx2")]
+    if T::DTYPE == GgmlDType::Q8_0
+        && T::VecDotType::DTYPE == GgmlDType::Q8_0
+        && super::tiled::kernel() != super::tiled::Kernel::PerPair
+    {
+        // SAFETY: both element types are BlockQ8_0, checked through their DTYPE just above.
+        let (lhs_q, rhs_q) = unsafe {
+            (
+                std::slice::from_raw_parts(lhs_b.as_ptr() as *const BlockQ8_0, lhs_b.len()),
+                std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len()),
+            )
+        };
+        super::tiled::matmul_q8_0(super::tiled::kernel(), (m, k_in_blocks, n), lhs_q, rhs_q, dst);
+        return Ok(());
+    }
     // [sluice patch] Several rows (a prompt's tokens, or a batch of sequences decoding
     // together): one parallel region over the output columns instead of one per row, and
     // each weight column is read once for every row. Computed column-major, then transposed.

@@ -12,6 +12,9 @@ pub mod ggml_file;
 pub mod gguf_file;
 pub mod imatrix_file;
 pub mod k_quants;
+// [sluice patch] tiled multi-row Q8_0 matmul
+#[cfg(target_feature = "avx2")]
+pub mod tiled;
 #[cfg(feature = "metal")]
 pub mod metal;
 #[cfg(not(target_arch = "wasm32"))]

@@ -4,9 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::quantized::ggml_file;
-use candle_core::quantized::QTensor;
+use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{Embedding, Module};
 use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
 
 use crate::attention::SdpaParams;
@@ -211,8 +210,52 @@ impl LayerWeights {
     }
 }
 
+/// [sluice patch] The token embedding kept in its quantized form, each looked-up row
+/// dequantized when used. Upstream dequantized the whole table to f32 at load (113 MB for a
+/// 49,152 × 576 vocabulary, against 30 MB as Q8_0); with tied embeddings the output layer
+/// shares the same quantized tensor. The rows are the same values the f32 table held.
+struct QEmbedding {
+    weight: Arc<QTensor>,
+    dim: usize,
+}
+
+impl QEmbedding {
+    fn new(weight: Arc<QTensor>, dim: usize) -> Result<Self> {
+        let (_vocab, d) = weight.shape().dims2()?;
+        if d != dim || dim % weight.dtype().block_size() != 0 {
+            candle_core::bail!(
+                "token embedding: rows of {d} values, expected {dim} in whole blocks of {}",
+                weight.dtype().block_size()
+            );
+        }
+        Ok(Self { weight, dim })
+    }
+
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let dtype = self.weight.dtype();
+        let vocab = self.weight.shape().dims2()?.0;
+        let row_bytes = self.dim / dtype.block_size() * dtype.type_size();
+        let data = self.weight.data()?;
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let mut out = Vec::with_capacity(flat.len() * self.dim);
+        for id in flat {
+            let id = id as usize;
+            if id >= vocab {
+                candle_core::bail!("token id {id} is outside the vocabulary of {vocab}");
+            }
+            let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
+            let row = QStorage::from_data(std::borrow::Cow::Borrowed(bytes), &Device::Cpu, dtype)?;
+            let row = QTensor::new(row, (self.dim,))?.dequantize(&Device::Cpu)?;
+            out.extend(row.to_vec1::<f32>()?);
+        }
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.dim);
+        Tensor::from_vec(out, dims, &Device::Cpu)?.to_device(ids.device())
+    }
+}
+
 pub struct ModelWeights {
-    tok_embeddings: Embedding,
+    tok_embeddings: QEmbedding,
     layers: Vec<LayerWeights>,
     norm: QRmsNorm,
     output: Arc<dyn QuantMethod>,
@@ -234,8 +277,7 @@ impl ModelConfig::FromGGML for ModelWeights {
             false,
             dtype,
         )?;
-        let tok_embeddings = ct.remove("tok_embeddings.weight")?;
-        let tok_embeddings = tok_embeddings.dequantize(&ct.device)?;
+        let tok_embeddings = Arc::new(ct.remove("tok_embeddings.weight")?);
         let norm = QRmsNorm::new(ct.remove("norm.weight")?, 1e-5)?;
         let output = ct.remove("output.weight")?;
         let mut layers = Vec::with_capacity(ct.hparams.n_layer as usize);
@@ -307,7 +349,7 @@ impl ModelConfig::FromGGML for ModelWeights {
             })
         }
         Ok(Self {
-            tok_embeddings: Embedding::new(tok_embeddings, ct.hparams.n_embd as usize),
+            tok_embeddings: QEmbedding::new(tok_embeddings, ct.hparams.n_embd as usize)?,
             layers,
             norm,
             output: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
@@ -435,13 +477,12 @@ impl ModelConfig::FromGGUF for ModelWeights {
             value_length,
         } = PropsGGUF::try_from(metadata).or_else(|err| candle_core::bail!("{err}"))?;
 
-        let qtok_embeddings = ct.tensor("token_embd.weight", device)?;
-        let tok_embeddings = qtok_embeddings.dequantize(device)?;
+        let tok_embeddings = Arc::new(ct.tensor("token_embd.weight", device)?);
         let norm = QRmsNorm::new(ct.tensor("output_norm.weight", device)?, rms_norm_eps)?;
         let output = if !ct.has_tensor("output.weight") {
-            ct.tensor("token_embd.weight", device)?
+            Arc::clone(&tok_embeddings)
         } else {
-            ct.tensor("output.weight", device)?
+            Arc::new(ct.tensor("output.weight", device)?)
         };
         let mut layers = Vec::with_capacity(block_count);
 
@@ -641,11 +682,11 @@ impl ModelConfig::FromGGUF for ModelWeights {
             })
         }
         Ok(Self {
-            tok_embeddings: Embedding::new(tok_embeddings, embedding_length),
+            tok_embeddings: QEmbedding::new(tok_embeddings, embedding_length)?,
             layers,
             norm,
             output: Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
-                q_weight: Arc::new(output),
+                q_weight: output,
                 b: None,
             })?),
             device: device.clone(),

@@ -67,6 +67,11 @@ static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
 });
 
 
+// [sluice patch] the tiled prefill kernel (cpu_prefill.rs)
+#[path = "cpu_prefill.rs"]
+mod prefill;
+pub(crate) use prefill::set_tiled as set_tiled_prefill;
+
 /// Size (in KV positions) processed by each inner‑tile job.
 const TILE_KV: usize = 16;
 
@@ -615,6 +620,24 @@ fn flash_attn_cpu<T>(
 where
     T: WithDType + Copy + UpcastF32 + DowncastF32,
 {
+    // [sluice patch] the tiled kernel where it applies (cpu_prefill.rs)
+    let tiled = prefill::Prefill {
+        q: q_data,
+        k: k_data,
+        v: v_data,
+        mask: mask_vec.zip(mask_dims),
+        qshape,
+        kshape,
+        vshape,
+        qstride,
+        kstride,
+        vstride,
+        scale,
+    };
+    if let Some(result) = prefill::run(&tiled, max_bias, logit_softcap) {
+        return result;
+    }
+
     let (b, q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
     let kv_len = kshape[1];
     let k_h = kshape[2];
