@@ -2,7 +2,7 @@
 //! set, loading a GGUF file used to format candle errors carrying backtraces for every
 //! optional tokenizer key the file lacks, which symbolized the whole binary and kept ~350 MB
 //! of debug information resident (third_party/README.md). Both servers run the same policy
-//! and model; only that variable differs.
+//! and model; only that variable differs. And the whole of it stays under 300 MB.
 
 use crate::support::{copy_shipped_policy, temp_dir, Server};
 
@@ -30,5 +30,11 @@ async fn memory_after_load_does_not_depend_on_rust_backtrace() {
     assert!(
         with < without + 64 * 1024,
         "RSS after load: {with} kB with RUST_BACKTRACE=1, {without} kB without"
+    );
+    // 247 MB here since the token embedding stays quantized (it was 356 MB with a 113 MB f32
+    // copy of it, third_party/README.md); the bound leaves room for allocator noise only.
+    assert!(
+        without < 300 * 1024,
+        "RSS after load: {without} kB, expected under 300 MB for the 145 MB model"
     );
 }

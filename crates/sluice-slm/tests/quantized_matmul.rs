@@ -64,26 +64,36 @@ fn batched_rows_equal_single_rows_for_q8_0_and_q4_0() {
     }
 }
 
-/// Q8_0 with several rows runs the tiled kernel (tiles of 4 rows × 4 columns): every kernel
-/// this CPU has, at every remainder of rows and columns, equals the one-row dot product bit
-/// for bit. Forcing a kernel cannot disturb the other tests: both give the same results.
+/// Q8_0 runs the tiled kernel (tiles of 4 rows × 4 columns; one row: tiles of 4 columns):
+/// every kernel this CPU has, at every remainder of rows and columns, gives bit for bit what
+/// the per-pair path (`vec_dot_q8_0_q8_0` per row and column) gives, and agrees with f32.
+/// Forcing a kernel cannot disturb the other tests: all give the same results.
 #[cfg(target_feature = "avx2")]
 #[test]
-fn tiled_q8_0_kernels_equal_single_rows_at_every_tile_edge() {
+fn tiled_q8_0_kernels_equal_the_per_pair_path_at_every_tile_edge() {
     use candle_core::quantized::tiled::{self, Kernel};
     let mut kernels = vec![Kernel::Avx2];
     if Kernel::detect() == Kernel::Vnni {
         kernels.push(Kernel::Vnni);
     }
-    for kernel in kernels {
-        tiled::set_kernel(Some(kernel));
-        assert_eq!(tiled::kernel(), kernel);
-        for rows in [2, 3, 4, 5, 6, 7, 9] {
-            for cols in [1, 2, 3, 4, 5, 7, 13] {
-                check(GgmlDType::Q8_0, rows, 64, cols);
-            }
+    let shapes: Vec<(usize, usize, usize)> = [1, 2, 3, 4, 5, 6, 7, 9]
+        .iter()
+        .flat_map(|&rows| [1, 2, 3, 4, 5, 7, 13].map(|cols| (rows, 64, cols)))
+        .chain([(1, 576, 200), (33, 1536, 37)])
+        .collect();
+    for (rows, k, n) in shapes {
+        let w = Tensor::from_vec(values(n * k, 3), (n, k), &Device::Cpu).unwrap();
+        let mm = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
+        let x = Tensor::from_vec(values(rows * k, 11), (rows, k), &Device::Cpu).unwrap();
+        tiled::set_kernel(Some(Kernel::PerPair));
+        let per_pair = mm.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        for &kernel in &kernels {
+            tiled::set_kernel(Some(kernel));
+            assert_eq!(tiled::kernel(), kernel);
+            let got = mm.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(got, per_pair, "{kernel:?}, {rows} rows × {n} columns, k {k}");
+            check(GgmlDType::Q8_0, rows, k, n);
         }
-        check(GgmlDType::Q8_0, 33, 1536, 37);
     }
     tiled::set_kernel(None);
 }

@@ -269,8 +269,40 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
     ) {
         let mut new_k_cache = Vec::new();
         let mut new_v_cache = Vec::new();
+        // [sluice patch] Each sequence's layer cache is moved into the batch, not copied and
+        // kept: after the last step, the sequences' caches are views of that step's batched
+        // cache, so keeping them held the old batch alive beside the new one for the whole
+        // forward pass (twice the KV memory of the batch). What the rebuilt caches need of the
+        // first sequence's is kept here, without its tensors.
+        let mut templates: Vec<Option<KvCache>> = Vec::new();
 
         for layer in 0..pipeline.get_metadata().num_hidden_layers {
+            // [sluice patch] the model's cache from the last step is replaced below; drop its
+            // tensors for this layer now, so the old batch is freed layer by layer.
+            if let Some(old) = pipeline.cache().normal().0.get_mut(layer) {
+                old.reset();
+            }
+            templates.push({
+                let src_cache = if modify_draft_cache {
+                    seqs[0].normal_draft_cache()
+                } else {
+                    seqs[0].normal_cache()
+                };
+                src_cache.get(layer).and_then(|c| c.clone()).map(|mut c| {
+                    match &mut c {
+                        KvCache::Normal { k, v } => {
+                            k.all_data = None;
+                            v.all_data = None;
+                        }
+                        KvCache::Rotating { k, v } => {
+                            k.all_data = None;
+                            v.all_data = None;
+                        }
+                        KvCache::Shared { .. } => {}
+                    }
+                    c
+                })
+            });
             // Preallocate combined k and v caches across all sequences, avoiding Tensor::cat copies
             let batch_len = seqs.len();
             // Use the first sequence as template
@@ -328,16 +360,22 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                 let offset = i * first_k.dims()[0];
                 batch_k.slice_set(&src_k, 0, offset).unwrap();
                 batch_v.slice_set(&src_v, 0, offset).unwrap();
+                // [sluice patch] moved into the batch (see `templates`)
+                drop((src_k, src_v));
+                let src_cache = if modify_draft_cache {
+                    seq.normal_draft_cache()
+                } else {
+                    seq.normal_cache()
+                };
+                if let Some(cache) = src_cache.get_mut(layer).and_then(|c| c.as_mut()) {
+                    cache.reset();
+                }
             }
             new_k_cache.push(Some(batch_k));
             new_v_cache.push(Some(batch_v));
         }
 
-        let seq0_cache = if modify_draft_cache {
-            &*seqs[0].normal_draft_cache()
-        } else {
-            &*seqs[0].normal_cache()
-        };
+        let seq0_cache = &templates; // [sluice patch] the first sequence's, without tensors
 
         let mut caches = Vec::new();
         for (layer_idx, (k_cache, v_cache)) in new_k_cache.into_iter().zip(new_v_cache).enumerate()
