@@ -2297,7 +2297,20 @@ pub fn matmul<T: GgmlType>(
         }
     }
 
-    // [sluice patch] Q8_0: tiles of rows × columns (tiled.rs), the same results.
+    if m == 1 {
+        dst.into_par_iter()
+            .enumerate()
+            .with_min_len(128)
+            .with_max_len(512)
+            .for_each(|(col_idx, dst)| {
+                let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
+                *dst = T::vec_dot(k, rhs_col, &lhs_b);
+            });
+        return Ok(());
+    }
+    // [sluice patch] Several Q8_0 rows: tiles of rows × columns (tiled.rs), the same results.
+    // One row (a decode step) stays on the path above: streaming a weight one column after
+    // another is faster there than four columns interleaved (BENCHMARKS.md).
     #[cfg(target_feature = "avx2")]
     if T::DTYPE == GgmlDType::Q8_0
         && T::VecDotType::DTYPE == GgmlDType::Q8_0
@@ -2311,17 +2324,6 @@ pub fn matmul<T: GgmlType>(
             )
         };
         super::tiled::matmul_q8_0(super::tiled::kernel(), (m, k_in_blocks, n), lhs_q, rhs_q, dst);
-        return Ok(());
-    }
-    if m == 1 {
-        dst.into_par_iter()
-            .enumerate()
-            .with_min_len(128)
-            .with_max_len(512)
-            .for_each(|(col_idx, dst)| {
-                let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                *dst = T::vec_dot(k, rhs_col, &lhs_b);
-            });
         return Ok(());
     }
     // [sluice patch] Several rows (a prompt's tokens, or a batch of sequences decoding

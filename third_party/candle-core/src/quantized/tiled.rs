@@ -1,6 +1,5 @@
-//! [sluice patch] A tiled Q8_0 × Q8_0 matmul: a prompt's tokens, sequences decoding together,
-//! or one sequence's decode step (one row, tiles of 4 columns). See the Sluice repository's
-//! third_party/README.md.
+//! [sluice patch] A tiled Q8_0 × Q8_0 matmul for several rows at once: a prompt's tokens, or
+//! sequences decoding together. See the Sluice repository's third_party/README.md.
 //!
 //! `vec_dot_q8_0_q8_0` computes one (row, column) pair per call: every 32-value block goes
 //! through one accumulator, so each step waits for the previous fused multiply-add, and each
@@ -101,8 +100,7 @@ pub fn matmul_q8_0(
     assert!(lhs.len() >= m * kb && rhs.len() >= n * kb && dst.len() >= m * n);
     let out = Dst(dst.as_mut_ptr());
     let col_tiles = n.div_ceil(RN);
-    // Enough pairs per task that rayon's overhead stays small when there are few rows (one
-    // row: 128 columns, as the one-row path had).
+    // Enough pairs per task that rayon's overhead stays small when there are few rows.
     let min_len = (128 / (m * RN)).max(1);
     (0..col_tiles)
         .into_par_iter()

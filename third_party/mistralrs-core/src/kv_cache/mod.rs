@@ -201,7 +201,10 @@ pub enum NormalCacheType {
 
 impl NormalCache {
     /// The number of tokens to grow the cache by
-    pub const CACHE_GROW_SIZE: usize = 512;
+    /// [sluice patch] 128, was 512: a sequence's cache is allocated in steps of this many
+    /// positions, so a short request (most of a small model's) held 512 positions per layer;
+    /// growing costs one copy of the cache per step, small beside a decode step's own.
+    pub const CACHE_GROW_SIZE: usize = 128;
 
     pub fn new(len: usize, max_seq_len: usize) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Self(vec![
