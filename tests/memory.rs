@@ -4,7 +4,8 @@
 //! of debug information resident (third_party/README.md). Both servers run the same policy
 //! and model; only that variable differs. And the whole of it stays under 300 MB.
 
-use crate::support::{copy_shipped_policy, temp_dir, Server};
+use crate::support::{chat_request, copy_shipped_policy, temp_dir, Server};
+use sluice_proto::v1 as pb;
 
 /// Resident kilobytes of `pid` (`VmRSS` in /proc).
 fn rss_kb(pid: u32) -> u64 {
@@ -36,5 +37,41 @@ async fn memory_after_load_does_not_depend_on_rust_backtrace() {
     assert!(
         without < 300 * 1024,
         "RSS after load: {without} kB, expected under 300 MB for the 145 MB model"
+    );
+}
+
+/// After a load on the model (16 concurrent local answers of up to 48 tokens, prompts of
+/// different lengths so they batch differently) the server stays under 350 MB resident. It
+/// held about 770 MB after such a load before the engine kept one batched KV cache instead
+/// of two and grew caches by 128 positions (third_party/README.md); 307 MB after the
+/// 64-request burst of `sluice bench burst` now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_after_sixteen_concurrent_local_answers_stays_under_350_mb() {
+    let dir = temp_dir("memory-load-policies");
+    copy_shipped_policy("default", &dir, "default.yaml");
+    let server = Server::start_policies(&dir, &[("RUST_BACKTRACE", "0")]).await;
+    let router = server.router().await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let mut router = router.clone();
+            let prompt = format!(
+                "Write a short story about robot number {i}.{}",
+                " It lives by the sea.".repeat(i % 4)
+            );
+            tokio::spawn(async move {
+                router
+                    .chat(chat_request(&prompt, pb::RouteHint::Local, ""))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let resp = task.await.unwrap().expect("local answer").into_inner();
+        assert_eq!(resp.route.unwrap().kind(), pb::RouteKind::Local);
+    }
+    let rss = rss_kb(server.pid());
+    assert!(
+        rss < 350 * 1024,
+        "RSS after 16 concurrent local answers: {rss} kB, expected under 350 MB"
     );
 }
