@@ -91,7 +91,10 @@ fn tiled_q8_0_kernels_equal_the_per_pair_path_at_every_tile_edge() {
             tiled::set_kernel(Some(kernel));
             assert_eq!(tiled::kernel(), kernel);
             let got = mm.forward(&x).unwrap().to_vec2::<f32>().unwrap();
-            assert_eq!(got, per_pair, "{kernel:?}, {rows} rows × {n} columns, k {k}");
+            assert_eq!(
+                got, per_pair,
+                "{kernel:?}, {rows} rows × {n} columns, k {k}"
+            );
             check(GgmlDType::Q8_0, rows, k, n);
         }
     }
