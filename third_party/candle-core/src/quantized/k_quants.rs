@@ -2312,9 +2312,11 @@ pub fn matmul<T: GgmlType>(
     // One row (a decode step) stays on the path above: streaming a weight one column after
     // another is faster there than four columns interleaved (BENCHMARKS.md).
     #[cfg(target_feature = "avx2")]
+    let kernel = super::tiled::kernel();
+    #[cfg(target_feature = "avx2")]
     if T::DTYPE == GgmlDType::Q8_0
         && T::VecDotType::DTYPE == GgmlDType::Q8_0
-        && super::tiled::kernel() != super::tiled::Kernel::PerPair
+        && kernel != super::tiled::Kernel::PerPair
     {
         // SAFETY: both element types are BlockQ8_0, checked through their DTYPE just above.
         let (lhs_q, rhs_q) = unsafe {
@@ -2323,7 +2325,8 @@ pub fn matmul<T: GgmlType>(
                 std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len()),
             )
         };
-        super::tiled::matmul_q8_0(super::tiled::kernel(), (m, k_in_blocks, n), lhs_q, rhs_q, dst);
+        let vnni = kernel == super::tiled::Kernel::Vnni;
+        super::tiled::matmul_q8_0(vnni, (m, k_in_blocks, n), lhs_q, rhs_q, dst);
         return Ok(());
     }
     // [sluice patch] Several rows (a prompt's tokens, or a batch of sequences decoding

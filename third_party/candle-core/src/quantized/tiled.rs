@@ -34,12 +34,12 @@ pub enum Kernel {
     Avx2,
     /// AVX-512 VNNI on 256-bit vectors: `vpdpbusd`.
     Vnni,
-    /// No tiles: `vec_dot_q8_0_q8_0` per (row, column), as before this module, kept so a
-    /// benchmark can run both side by side.
+    /// No tiles: `matmul`'s per-pair loop (`vec_dot_q8_0_q8_0` per row and column), as
+    /// before this module, kept so a benchmark can run both side by side.
     PerPair,
 }
 
-/// 0: detect; 1 + `Kernel as u8`: forced by [`set_kernel`].
+/// 0: detect; 1, 2, 3: Avx2, Vnni, PerPair forced by [`set_kernel`].
 static FORCED: AtomicU8 = AtomicU8::new(0);
 static DETECTED: OnceLock<Kernel> = OnceLock::new();
 
@@ -89,9 +89,10 @@ unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
 
 /// `dst[r * n + c] = Σ lhs[r] · rhs[c]` for `m` rows of `lhs` and `n` rows of `rhs`
-/// (the weight, stored transposed), each `kb` blocks long.
-pub fn matmul_q8_0(
-    kernel: Kernel,
+/// (the weight, stored transposed), each `kb` blocks long, with the AVX2 or the VNNI tiles.
+/// (`Kernel::PerPair` never comes here: `matmul` keeps its own loop for it.)
+pub(crate) fn matmul_q8_0(
+    vnni: bool,
     (m, kb, n): (usize, usize, usize),
     lhs: &[BlockQ8_0],
     rhs: &[BlockQ8_0],
@@ -109,19 +110,6 @@ pub fn matmul_q8_0(
             let out = out;
             let c0 = t * RN;
             let rn = RN.min(n - c0);
-            if kernel == Kernel::PerPair {
-                // One (row, column) at a time: `vec_dot_q8_0_q8_0`'s loop, as a 1 × 1 tile.
-                for r in 0..m {
-                    for c in c0..c0 + rn {
-                        // SAFETY: in bounds (asserted above); this task's columns only.
-                        unsafe {
-                            let (lhs, rhs) = (lhs.as_ptr().add(r * kb), rhs.as_ptr().add(c * kb));
-                            dispatch_avx2(1, 1, kb, lhs, rhs, out.0.add(r * n + c), n);
-                        }
-                    }
-                }
-                return;
-            }
             let mut r0 = 0;
             while r0 < m {
                 let rm = RM.min(m - r0);
@@ -131,10 +119,10 @@ pub fn matmul_q8_0(
                     let lhs = lhs.as_ptr().add(r0 * kb);
                     let rhs = rhs.as_ptr().add(c0 * kb);
                     let dst = out.0.add(r0 * n + c0);
-                    match kernel {
-                        Kernel::Avx2 => dispatch_avx2(rm, rn, kb, lhs, rhs, dst, n),
-                        Kernel::Vnni => dispatch_vnni(rm, rn, kb, lhs, rhs, dst, n),
-                        Kernel::PerPair => {}
+                    if vnni {
+                        dispatch_vnni(rm, rn, kb, lhs, rhs, dst, n)
+                    } else {
+                        dispatch_avx2(rm, rn, kb, lhs, rhs, dst, n)
                     }
                 }
                 r0 += rm;
