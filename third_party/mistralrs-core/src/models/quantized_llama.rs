@@ -231,25 +231,27 @@ impl QEmbedding {
         Ok(Self { weight, dim })
     }
 
-    /// The looked-up rows' quantized bytes gathered into one tensor, dequantized at once.
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let dtype = self.weight.dtype();
         let vocab = self.weight.shape().dims2()?.0;
         let row_bytes = self.dim / dtype.block_size() * dtype.type_size();
         let data = self.weight.data()?;
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
-        let mut rows = Vec::with_capacity(flat.len() * row_bytes);
-        for &id in &flat {
+        let mut out = Vec::with_capacity(flat.len() * self.dim);
+        for id in flat {
             let id = id as usize;
             if id >= vocab {
                 candle_core::bail!("token id {id} is outside the vocabulary of {vocab}");
             }
-            rows.extend_from_slice(&data[id * row_bytes..(id + 1) * row_bytes]);
+            // Borrowed, never Owned: candle's `from_data` reads an owned buffer after freeing it.
+            let bytes = &data[id * row_bytes..(id + 1) * row_bytes];
+            let row = QStorage::from_data(std::borrow::Cow::Borrowed(bytes), &Device::Cpu, dtype)?;
+            let row = QTensor::new(row, (self.dim,))?.dequantize(&Device::Cpu)?;
+            out.extend(row.to_vec1::<f32>()?);
         }
-        let rows = QStorage::from_data(std::borrow::Cow::Owned(rows), &Device::Cpu, dtype)?;
         let mut dims = ids.dims().to_vec();
         dims.push(self.dim);
-        QTensor::new(rows, dims)?.dequantize(ids.device())
+        Tensor::from_vec(out, dims, &Device::Cpu)?.to_device(ids.device())
     }
 }
 
