@@ -29,9 +29,10 @@ fn dtype() -> Result<ModelDType, String> {
     }
 }
 
-/// The engine's CPU kernels: `SLUICE_SLM_KERNELS` = `tiled` (the default: tiled Q8_0 matmul
-/// and tiled prefill attention, third_party/README.md) or `reference` (the per-pair matmul and
-/// per-key prefill attention they replaced), so a benchmark can run both side by side.
+/// The engine's CPU kernels: `SLUICE_SLM_KERNELS` = `tiled` (the default: tiled Q8_0 matmul,
+/// tiled prefill attention and forward passes run on rayon's workers, third_party/README.md)
+/// or `reference` (the per-pair matmul, per-key prefill attention and passes run on the
+/// engine's thread that they replaced), so a benchmark can run both side by side.
 /// Process-wide: the setting of the last model loaded holds.
 fn select_kernels() -> Result<(), String> {
     let tiled = match std::env::var("SLUICE_SLM_KERNELS").ok().as_deref() {
@@ -44,6 +45,7 @@ fn select_kernels() -> Result<(), String> {
         }
     };
     mistralrs::core::sluice_cpu_attention::set_tiled_prefill(tiled);
+    mistralrs::core::sluice_cpu_attention::set_forward_on_pool(tiled);
     #[cfg(target_feature = "avx2")]
     candle_core::quantized::tiled::set_kernel(
         (!tiled).then_some(candle_core::quantized::tiled::Kernel::PerPair),

@@ -62,7 +62,15 @@ pub mod sluice_cpu_attention {
     pub fn set_tiled_prefill(on: bool) {
         crate::attention::backends::cpu::set_tiled_prefill(on)
     }
+
+    /// Whether a GGUF Llama forward pass runs on one of rayon's workers (the default) or on
+    /// the engine's thread, for benchmarks that run both.
+    pub fn set_forward_on_pool(on: bool) {
+        crate::sluice_pool::set(on)
+    }
 }
+
+mod sluice_pool;
 
 mod cuda;
 mod device_map;

@@ -715,7 +715,24 @@ impl ModelWeights {
     /// [sluice patch] `forward`, and with `states` also the hidden states at the positions whose
     /// logits are returned: the embedding, the residual stream after each block and the final
     /// norm's output, concatenated on the last axis (`(block_count + 2) * hidden_size` wide).
+    ///
+    /// The pass runs on one of rayon's worker threads (`crate::sluice_pool`), so the ~200
+    /// parallel matmuls of a step start from a worker: the calling thread neither sleeps on a
+    /// latch nor needs waking for each of them.
     pub fn forward_states(
+        &self,
+        x: &Tensor,
+        start_offsets: &[usize],
+        context_lens: Vec<(usize, usize)>,
+        metadata: Option<(Vec<(Tensor, Tensor)>, &PagedAttentionInputMetadata)>,
+        states: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        crate::sluice_pool::on_worker(|| {
+            self.forward_states_here(x, start_offsets, context_lens, metadata, states)
+        })
+    }
+
+    fn forward_states_here(
         &self,
         x: &Tensor,
         start_offsets: &[usize],
