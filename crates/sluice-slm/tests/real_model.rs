@@ -232,3 +232,32 @@ async fn a_prefill_returns_the_hidden_states() {
     // and the logits still score the prompt
     assert!(s.mean_nll > 0.0 && s.mean_nll.is_finite());
 }
+
+/// A forward pass runs on one of rayon's workers (third_party/README.md, mistralrs-core item
+/// 13); on the engine's own thread, as before, the same draft and the same per-token
+/// statistics must come out, alone and batched. The switch is process-wide, so other tests
+/// running meanwhile only change speed, never results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_on_a_worker_answers_as_one_on_the_engine_thread() {
+    let model = SlmModel::load(&model_path()).await.unwrap();
+    let prompts = [
+        "What is the capital of Japan?",
+        "What is the capital of Egypt?",
+    ];
+    let run = || async {
+        futures::future::join_all(prompts.iter().map(|p| model.draft(ask(p, 24))))
+            .await
+            .into_iter()
+            .map(|d| d.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let on_worker = run().await;
+    mistralrs_core::sluice_cpu_attention::set_forward_on_pool(false);
+    let on_engine_thread = run().await;
+    mistralrs_core::sluice_cpu_attention::set_forward_on_pool(true);
+    for (w, e) in on_worker.iter().zip(&on_engine_thread) {
+        assert_eq!(w.text, e.text);
+        assert_eq!(w.tokens, e.tokens, "per-token statistics of {:?}", w.text);
+    }
+    assert_ne!(on_worker[0].text, on_worker[1].text);
+}
