@@ -235,27 +235,29 @@ async fn a_prefill_returns_the_hidden_states() {
 
 /// A forward pass runs on one of rayon's workers (third_party/README.md, mistralrs-core item
 /// 13); on the engine's own thread, as before, the same draft and the same per-token
-/// statistics must come out, alone and batched. The switch is process-wide, so other tests
-/// running meanwhile only change speed, never results.
+/// statistics must come out. One request at a time: whether concurrent requests are batched
+/// depends on timing, and a batched draft's statistics can differ in the last bits from the
+/// same draft alone (its text does not: `concurrent_drafts_equal_the_same_drafts_alone`). The
+/// switch is process-wide, so other tests running meanwhile only change speed, never results.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_on_a_worker_answers_as_one_on_the_engine_thread() {
     let model = SlmModel::load(&model_path()).await.unwrap();
     let prompts = [
         "What is the capital of Japan?",
-        "What is the capital of Egypt?",
+        "Write a haiku about rivers.",
     ];
-    let run = || async {
-        futures::future::join_all(prompts.iter().map(|p| model.draft(ask(p, 24))))
-            .await
-            .into_iter()
-            .map(|d| d.unwrap())
-            .collect::<Vec<_>>()
-    };
-    let on_worker = run().await;
+    let mut on_worker = Vec::new();
+    for p in prompts {
+        on_worker.push(model.draft(ask(p, 24)).await.unwrap());
+    }
     mistralrs_core::sluice_cpu_attention::set_forward_on_pool(false);
-    let on_engine_thread = run().await;
+    let mut on_engine_thread = Vec::new();
+    for p in prompts {
+        on_engine_thread.push(model.draft(ask(p, 24)).await);
+    }
     mistralrs_core::sluice_cpu_attention::set_forward_on_pool(true);
-    for (w, e) in on_worker.iter().zip(&on_engine_thread) {
+    for (w, e) in on_worker.iter().zip(on_engine_thread) {
+        let e = e.unwrap();
         assert_eq!(w.text, e.text);
         assert_eq!(w.tokens, e.tokens, "per-token statistics of {:?}", w.text);
     }
